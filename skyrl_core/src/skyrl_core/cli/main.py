@@ -1,0 +1,93 @@
+"""The ``skyrl`` command: a click group whose user errors exit 2 with one clear message (``--debug``: traceback)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+import warnings
+
+import click
+
+from skyrl_core.cli.common import console_err
+from skyrl_core.errors import UserError
+
+
+def _version_text() -> str:
+    from skyrl_core import __version__
+    from skyrl_core.plugins import get_plugin_manager
+
+    lines = [f"skyrl-core {__version__}"]
+    pm = get_plugin_manager()
+    external = [info for info in pm.plugins.values() if not info.builtin]
+    if external:
+        lines.append("registered plugins:")
+        lines += [f"  {info.distribution} {info.version} ({info.entry_point})" for info in external]
+    lines += [f"  {info.distribution} {info.version} FAILED to load ({info.entry_point})" for info, _ in pm.failures]
+    return "\n".join(lines)
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(_version_text())
+        ctx.exit(0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show skyrl-core's and every plugin's version.")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+def cli(debug: bool) -> None:
+    """skyrl: reinforcement learning for LLMs on Ray."""
+    if debug:
+        os.environ["SKYRL_DEBUG"] = "1"
+
+
+def _register_commands() -> None:
+    from skyrl_core.cli import config_cmd, data_cmd, model_cmd, plugins_cmd, run_cmd
+
+    cli.add_command(plugins_cmd.plugins)
+    cli.add_command(config_cmd.config)
+    cli.add_command(run_cmd.run)
+    cli.add_command(model_cmd.model)
+    cli.add_command(data_cmd.data)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings API
+    from skyrl_core.plugins import PluginLoadWarning
+
+    if issubclass(category, PluginLoadWarning):
+        console_err.print(f"[yellow]warning:[/] {message}", highlight=False)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``skyrl`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("SKYRL_DEBUG") == "1"
+    warnings.showwarning = _show_warning
+    _register_commands()
+    try:
+        code = cli.main(args=argv, prog_name="skyrl", standalone_mode=False)
+    except UserError as exc:
+        if debug:
+            traceback.print_exc()
+        console_err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.Abort:
+        console_err.print("aborted")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

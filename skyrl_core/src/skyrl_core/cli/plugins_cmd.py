@@ -1,0 +1,66 @@
+"""``skyrl plugins``: what is installed and what each plugin registered."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.table import Table
+
+from skyrl_core.cli.common import console
+from skyrl_core.plugins import PluginManager, get_plugin_manager
+from skyrl_core.registry import KIND_LABELS
+
+
+def plugin_rows(pm: PluginManager, include_builtin: bool) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for info in pm.plugins.values():
+        if info.builtin and not include_builtin:
+            continue
+        rows.append({
+            "distribution": info.distribution,
+            "version": info.version,
+            "entry_point": info.entry_point,
+            "builtin": info.builtin,
+            "loaded": True,
+            "hooks": pm.hooks_of(info.name),
+            "registered": pm.registered_by(info.name),
+        })
+    for info, message in pm.failures:
+        rows.append({
+            "distribution": info.distribution,
+            "version": info.version,
+            "entry_point": info.entry_point,
+            "builtin": False,
+            "loaded": False,
+            "error": message,
+            "hooks": [],
+            "registered": {},
+        })
+    return rows
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--all", "include_builtin", is_flag=True, help="Include skyrl-core's built-in plugins.")
+def plugins(as_json: bool, include_builtin: bool) -> None:
+    """List installed plugins: distribution, version, entry point, hooks and registered names."""
+    rows = plugin_rows(get_plugin_manager(), include_builtin)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        console.print("No plugins installed (use --all to include skyrl-core's built-ins).")
+        return
+    table = Table(title="skyrl plugins")
+    for column in ("distribution", "version", "entry point", "hooks", "registered"):
+        table.add_column(column)
+    for row in rows:
+        registered = "\n".join(
+            f"{KIND_LABELS.get(kind, kind)}: {', '.join(names)}" for kind, names in row["registered"].items()
+        )
+        if not row["loaded"]:
+            registered = f"[red]failed to load[/]: {row['error']}"
+        table.add_row(row["distribution"], row["version"], row["entry_point"], "\n".join(row["hooks"]), registered)
+    console.print(table)

@@ -1,0 +1,13 @@
+"""Built-in plugin: the ``hf`` inference backend (transformers, CPU or GPU)."""
+
+from __future__ import annotations
+
+from skyrl_core import hookimpl
+from skyrl_core.hookspecs import Register
+
+
+@hookimpl
+def register_inference_backends(register: Register) -> None:
+    from skyrl_core.inference.hf import HFEngine
+
+    register("hf", HFEngine, description="transformers with a KV cache; CPU or GPU")

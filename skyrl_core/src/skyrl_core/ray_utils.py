@@ -1,0 +1,42 @@
+"""Starting or joining Ray, with what every worker needs to find the same plugins as the driver."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+#: Environment variables passed on to every Ray worker.
+FORWARDED_ENV = (
+    "SKYRL_PLUGIN_FILES",
+    "SKYRL_LOAD_PLUGINS",
+    "SKYRL_STRICT_PLUGINS",
+    "SKYRL_TRACE_PLUGINS",
+    "WANDB_MODE",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+)
+
+
+def worker_env() -> dict[str, str]:
+    env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
+    """Join ``address`` (or ``RAY_ADDRESS``), else start a local cluster; idempotent."""
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    address = address or os.environ.get("RAY_ADDRESS")
+    kwargs: dict[str, Any] = {
+        "runtime_env": {"env_vars": worker_env()},
+        "log_to_driver": True,
+        "configure_logging": False,
+    }
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, **kwargs)
+    return ray

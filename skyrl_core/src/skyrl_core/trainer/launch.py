@@ -1,0 +1,134 @@
+"""``skyrl run`` after the config resolved: choose components, find the data, make the run folder, train."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from skyrl_core.config.components import check_components, resolve_auto
+from skyrl_core.config.loader import component_section, config_to_dict
+from skyrl_core.config.schema import SkyRLConfig
+from skyrl_core.errors import UserError
+from skyrl_core.plugins import PluginManager, get_plugin_manager
+
+log = logging.getLogger("skyrl")
+
+
+def run_dir_of(config: SkyRLConfig) -> Path:
+    trainer = config.trainer
+    return Path(trainer.output_dir or Path("skyrl_runs") / trainer.project_name / trainer.run_name).expanduser()
+
+
+def check_batch_sizes(config: SkyRLConfig) -> None:
+    trainer, placement = config.trainer, config.trainer.placement
+    world = placement.policy_num_nodes * placement.policy_num_gpus_per_node
+    rows = trainer.policy_mini_batch_size * config.generator.n_samples_per_prompt
+    problems = []
+    if trainer.policy_mini_batch_size > trainer.train_batch_size:
+        problems.append(f"trainer.policy_mini_batch_size={trainer.policy_mini_batch_size} is larger than "
+                        f"trainer.train_batch_size={trainer.train_batch_size}; lower it")
+    elif trainer.train_batch_size % trainer.policy_mini_batch_size:
+        problems.append(f"trainer.train_batch_size={trainer.train_batch_size} must be a multiple of "
+                        f"trainer.policy_mini_batch_size={trainer.policy_mini_batch_size}")
+    if rows % world:
+        problems.append(f"policy_mini_batch_size * n_samples_per_prompt = {rows} sequences must split evenly over "
+                        f"{world} policy workers; change one of them")
+    if trainer.algorithm.use_kl_in_reward:
+        problems.append("trainer.algorithm.use_kl_in_reward is not supported yet; use trainer.algorithm.use_kl_loss")
+    if config.trainer.critic.model.path is not None or trainer.algorithm.advantage_estimator == "gae":
+        problems.append("a critic (trainer.critic.model.path, needed by gae) is not supported yet; "
+                        "use grpo, rloo or reinforce++")
+    if problems:
+        raise UserError("invalid batch or algorithm settings:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def resolve_data(config: SkyRLConfig, pm: PluginManager, run_dir: Path) -> tuple[list[str], list[str]]:
+    """Training and validation files: the config's, else the env's registered dataset (see DESIGN §9)."""
+    data = config.data
+    if data.train_data:
+        return list(data.train_data), list(data.val_data)
+    env = config.environment.env_class
+    if env is None:
+        raise UserError("no training data: set data.train_data=[...] or pass --env NAME of an env with a dataset")
+    builders = pm.registry("datasets")
+    if env not in builders:
+        raise UserError(f"env '{env}' registers no dataset builder; set data.train_data=[...] (and data.val_data)")
+    home = Path("~/data").expanduser() / env
+    if (home / "train.parquet").is_file() and (home / "validation.parquet").is_file():
+        log.info("using the existing dataset in %s", home)
+        return [str(home / "train.parquet")], list(data.val_data) or [str(home / "validation.parquet")]
+    target = run_dir / "data"
+    log.info("no data given and none in %s: building the '%s' dataset into %s", home, env, target)
+    files = builders[env].build(target, component_section(data, env, "datasets", pm))
+    return [str(files.train)], list(data.val_data) or [str(files.validation)]
+
+
+def load_tokenizer(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise UserError(f"cannot load the tokenizer of trainer.policy.model.path='{path}': {exc}. Use a local HF "
+                        "model folder (offline test model: skyrl model tiny --output-dir DIR)") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def launch(config: SkyRLConfig, pm: PluginManager | None = None) -> Path:
+    """Train with ``config``; returns the run folder."""
+    from rich.console import Console
+
+    pm = pm or get_plugin_manager()
+    console = Console(stderr=True)
+    for choice in resolve_auto(config, pm):
+        console.print(f"[dim]{choice.key}={choice.value}: {choice.reason}[/]", highlight=False)
+    check_components(config, pm)
+    check_batch_sizes(config)
+    run_dir = run_dir_of(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    train_files, val_files = resolve_data(config, pm, run_dir)
+    run_training(config, pm, run_dir, train_files, val_files)
+    console.print(f"run folder: {run_dir.resolve()} (metrics.jsonl, samples/, config.yaml)", highlight=False)
+    return run_dir
+
+
+def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_files: list[str],
+                 val_files: list[str]) -> None:
+    import torch
+
+    from skyrl_core.data.loader import PromptDataLoader
+    from skyrl_core.data.reader import load_prompt_dataset
+    from skyrl_core.loggers.base import make_loggers
+    from skyrl_core.ray_utils import init_ray
+    from skyrl_core.trainer.actors import RunActors
+    from skyrl_core.trainer.loop import Trainer
+
+    torch.set_num_threads(1)
+    trainer = config.trainer
+    tokenizer = load_tokenizer(trainer.policy.model.path)
+    envs = list(pm.registry("environments"))
+    read = dict(tokenizer=tokenizer, max_prompt_length=trainer.max_prompt_length,
+                default_env_class=config.environment.env_class, known_envs=envs)
+    train_set = load_prompt_dataset(train_files, **read)
+    val_rows = load_prompt_dataset(val_files, **read).rows if val_files else []
+    loader = PromptDataLoader(train_set.rows, batch_size=trainer.train_batch_size, seed=trainer.seed,
+                              epochs=trainer.epochs)
+    config_dict = config_to_dict(config, redact_secrets=False)
+    loggers = make_loggers(trainer.logger, registry=pm.registry("loggers"), run_dir=run_dir,
+                           project_name=trainer.project_name, run_name=trainer.run_name,
+                           config=config_to_dict(config), sections=trainer.sections)
+    init_ray()
+    actors = RunActors(config, config_dict, pm, cpu_count=os.cpu_count() or 1)
+    try:
+        Trainer(config=config, pm=pm, run_dir=run_dir, actors=actors, tokenizer=tokenizer, train_loader=loader,
+                val_rows=val_rows, loggers=loggers, log=log).fit()
+    finally:
+        loggers.finish()
+        actors.shutdown()

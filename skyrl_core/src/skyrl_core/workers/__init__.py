@@ -1,0 +1,1 @@
+"""Ray worker groups: training workers (policy, ref, critic) and inference engine actors."""

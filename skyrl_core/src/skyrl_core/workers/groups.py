@@ -1,0 +1,106 @@
+"""Creating the Ray actors of a run: the policy/ref worker groups and the inference engines.
+
+Placement (DESIGN §6): with GPUs, ``colocate_all`` puts every actor in one placement group of
+``policy_num_nodes * policy_num_gpus_per_node`` GPU bundles and gives each a fraction of its bundle's GPU, so they
+time-share the devices; without it, each actor asks for whole GPUs. Without GPUs a "GPU" means one process on a
+fractional CPU share, and every actor gets as many torch threads as there are cores for the processes that
+compute at the same moment (the loop never runs two phases at once).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import attrs
+
+from skyrl_core.errors import UserError
+
+
+@attrs.frozen
+class Placement:
+    """Ray resource options for the actors of one run."""
+
+    use_gpu: bool
+    cpu_per_actor: float
+    pg: Any = None
+
+    def options(self, index: int, gpu_fraction: float) -> dict[str, Any]:
+        if not self.use_gpu:
+            return {"num_cpus": self.cpu_per_actor, "num_gpus": 0}
+        if self.pg is None:
+            return {"num_cpus": self.cpu_per_actor, "num_gpus": 1}
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        strategy = PlacementGroupSchedulingStrategy(placement_group=self.pg, placement_group_bundle_index=index)
+        return {"num_cpus": self.cpu_per_actor, "num_gpus": gpu_fraction, "scheduling_strategy": strategy}
+
+
+def make_placement(config: Any, num_actors: int) -> Placement:
+    import ray
+
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    cpus = float(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+    cpu_share = max(0.01, round(cpus / max(1, num_actors), 2) - 0.01)
+    if gpus == 0:
+        return Placement(use_gpu=False, cpu_per_actor=cpu_share)
+    placement = config.trainer.placement
+    if not placement.colocate_all:
+        return Placement(use_gpu=True, cpu_per_actor=min(1.0, cpu_share))
+    bundles = placement.policy_num_nodes * placement.policy_num_gpus_per_node
+    engines_gpus = config.generator.num_inference_engines * config.generator.inference_engine_tensor_parallel_size
+    if engines_gpus != bundles:
+        raise UserError(
+            f"with trainer.placement.colocate_all=true the engines must use as many GPUs as the policy: "
+            f"generator.num_inference_engines * inference_engine_tensor_parallel_size = {engines_gpus}, "
+            f"policy_num_nodes * policy_num_gpus_per_node = {bundles}. Make them equal, or set colocate_all=false."
+        )
+    pg = ray.util.placement_group([{"GPU": 1, "CPU": 1}] * bundles, strategy="PACK")
+    ray.get(pg.ready(), timeout=float(os.environ.get("SKYRL_RAY_PG_TIMEOUT_S", "600")))
+    return Placement(use_gpu=True, cpu_per_actor=min(1.0, 1.0 / 4), pg=pg)
+
+
+class WorkerGroup:
+    """``world_size`` TrainWorker actors forming one torch.distributed group."""
+
+    def __init__(self, *, role: str, config: Any, config_dict: dict[str, Any], world_size: int,
+                 placement: Placement, num_threads: int):
+        import ray
+
+        from skyrl_core.workers.train_worker import TrainWorker
+
+        actor_cls = ray.remote(TrainWorker)
+        self.role = role
+        self.world_size = world_size
+        self.actors = [
+            actor_cls.options(**placement.options(rank, 0.2)).remote(
+                config=config_dict, role=role, rank=rank, world_size=world_size, num_threads=num_threads
+            )
+            for rank in range(world_size)
+        ]
+        addr, port = ray.get(self.actors[0].free_address.remote())
+        ray.get([a.setup.remote(addr, port) for a in self.actors])
+
+    def run(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+        import ray
+
+        return ray.get([getattr(a, method).remote(*args, **kwargs) for a in self.actors])
+
+    def run_each(self, method: str, per_actor_args: list[tuple[Any, ...]]) -> list[Any]:
+        import ray
+
+        return ray.get([getattr(a, method).remote(*args) for a, args in zip(self.actors, per_actor_args, strict=True)])
+
+
+def make_engines(config: Any, config_dict: dict[str, Any], placement: Placement, num_threads: int) -> list[Any]:
+    import ray
+
+    from skyrl_core.workers.engine_actor import EngineActor
+
+    actor_cls = ray.remote(EngineActor)
+    engines = [
+        actor_cls.options(**placement.options(i, 0.2)).remote(config=config_dict, index=i, num_threads=num_threads)
+        for i in range(config.generator.num_inference_engines)
+    ]
+    ray.get([e.parameter_specs.remote() for e in engines])  # surfaces construction errors now
+    return engines

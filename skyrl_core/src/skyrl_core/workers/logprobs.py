@@ -1,0 +1,48 @@
+"""Log-probabilities of response tokens under a causal LM, the trainer's side of ``rollout/logprob_diff_mean``.
+
+Layout of a batch: ``sequences = [left-padded prompt | right-padded response]`` with ``num_response`` response
+columns. Position ids are ``cumsum(attention_mask) - 1`` (clamped at 0), as the inference engine uses, so the same
+tokens see the same positions in both. The log-prob of response token ``t`` is
+``log_softmax(logits[t - 1] / T)[token_t]`` computed in float32 over the full vocabulary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from skyrl_core.algorithms.reduction import entropy_from_logits
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def response_logprobs(
+    model: torch.nn.Module,
+    sequences: torch.Tensor,
+    attention_mask: torch.Tensor,
+    num_response: int,
+    *,
+    temperature: float = 1.0,
+    bf16: bool = False,
+    with_entropy: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(logprobs, entropy)`` of the last ``num_response`` columns, each ``[batch, num_response]``."""
+    device_type = sequences.device.type
+    autocast = torch.autocast(device_type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with autocast:
+        logits = model(
+            input_ids=sequences,
+            attention_mask=attention_mask,
+            position_ids=position_ids_from_mask(attention_mask),
+            use_cache=False,
+        ).logits
+    logits = logits[:, -num_response - 1 : -1, :].float()
+    if temperature and temperature != 1.0:
+        logits = logits / temperature
+    targets = sequences[:, -num_response:]
+    logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    entropy = entropy_from_logits(logits) if with_entropy else None
+    return logprobs, entropy

@@ -1,0 +1,185 @@
+"""Advantage estimators against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from skyrl_core.algorithms.advantages import (
+    ADVANTAGE_ESTIMATORS,
+    compute_gae,
+    discounted_returns,
+    gae,
+    grpo,
+    reinforce_plus_plus,
+    rloo,
+)
+from skyrl_core.errors import UserError
+
+T64 = torch.float64
+
+
+def cfg(**kw):
+    base = dict(grpo_norm_by_std=True, gamma=1.0, lambd=1.0)
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def outcome_rows(scores, T=3):
+    """One row per score, reward on the last token, all tokens valid."""
+    r = torch.zeros(len(scores), T, dtype=T64)
+    r[:, -1] = torch.tensor(scores, dtype=T64)
+    return r, torch.ones_like(r)
+
+
+def test_registry_names():
+    assert set(ADVANTAGE_ESTIMATORS) == {"grpo", "gae", "rloo", "reinforce++"}
+    assert ADVANTAGE_ESTIMATORS["reinforce++"] is reinforce_plus_plus
+
+
+# ---------------------------------------------------------------- GRPO
+
+
+def test_grpo_two_groups_interleaved():
+    # index [0,1,0,0,1,0]; scores [1,1,0,1,1,0]
+    # group 0 = rows 0,2,3,5 -> scores [1,0,1,0]: mean 0.5, unbiased var = 4*0.25/3 = 1/3, std = 1/sqrt(3)
+    #   A = +-0.5 / (1/sqrt(3) + 1e-6) ~= +-0.5*sqrt(3) = +-0.8660254
+    # group 1 = rows 1,4 -> scores [1,1]: mean 1, std 0 -> A = 0 / 1e-6 = 0
+    r, m = outcome_rows([1, 1, 0, 1, 1, 0])
+    adv, ret = grpo(token_level_rewards=r, response_mask=m, index=[0, 1, 0, 0, 1, 0], config=cfg())
+    a = 0.5 * math.sqrt(3)
+    expected_row = torch.tensor([a, 0.0, -a, a, 0.0, -a], dtype=T64)
+    torch.testing.assert_close(adv, expected_row[:, None].expand(6, 3), atol=1e-5, rtol=0)
+    assert torch.equal(adv, ret)
+
+
+def test_grpo_no_std_and_index_types():
+    # same scores, grpo_norm_by_std=False -> A = s - mean: group0 +-0.5, group1 0
+    r, m = outcome_rows([1, 1, 0, 1, 1, 0])
+    expected = torch.tensor([0.5, 0.0, -0.5, 0.5, 0.0, -0.5], dtype=T64)[:, None].expand(6, 3)
+    for index in (
+        [0, 1, 0, 0, 1, 0],
+        torch.tensor([0, 1, 0, 0, 1, 0]),
+        np.array([0, 1, 0, 0, 1, 0]),
+        ["p", "q", "p", "p", "q", "p"],
+    ):
+        adv, _ = grpo(token_level_rewards=r, response_mask=m, index=index, config=cfg(grpo_norm_by_std=False))
+        torch.testing.assert_close(adv, expected, atol=1e-12, rtol=0)
+
+
+def test_grpo_singleton_group_and_mask():
+    # singleton groups: mean 0, std 1 -> A = s / (1 + 1e-6) ~= s: scores 2 and 3
+    # reward sits on token 1; row 0 masks token 2 (so A is 0 there); a reward on a masked token is ignored.
+    r = torch.tensor([[0.0, 2.0, 9.0], [0.0, 3.0, 0.0]], dtype=T64)
+    m = torch.tensor([[1, 1, 0], [1, 1, 1]], dtype=torch.bool)
+    adv, _ = grpo(token_level_rewards=r, response_mask=m, index=["a", "b"], config=cfg())
+    expected = torch.tensor([[2.0, 2.0, 0.0], [3.0, 3.0, 3.0]], dtype=T64)
+    torch.testing.assert_close(adv, expected, atol=1e-5, rtol=0)
+
+
+def test_index_length_mismatch():
+    r, m = outcome_rows([1, 0])
+    with pytest.raises(UserError):
+        grpo(token_level_rewards=r, response_mask=m, index=[0], config=cfg())
+
+
+# ---------------------------------------------------------------- RLOO
+
+
+def test_rloo():
+    # group 0 [1,0,1,0]: A = s - mean(others): 1 - 1/3 = 2/3, 0 - 2/3 = -2/3
+    #   (= (s - 0.5) * 4/3)
+    # group 1 [3,1,2]: 3 - (1+2)/2 = 1.5, 1 - (3+2)/2 = -1.5, 2 - (3+1)/2 = 0
+    # group 2 [5] alone -> 0
+    scores = [1, 0, 1, 0, 3, 1, 2, 5]
+    index = [0, 0, 0, 0, 1, 1, 1, 2]
+    r, m = outcome_rows(scores, T=2)
+    m[0, 0] = 0  # row 0's first token is masked: advantage 0 there (its reward on token 1 still counts)
+    adv, ret = rloo(token_level_rewards=r, response_mask=m, index=index, config=cfg())
+    expected = torch.tensor([2 / 3, -2 / 3, 2 / 3, -2 / 3, 1.5, -1.5, 0.0, 0.0], dtype=T64)
+    expected = expected[:, None].expand(8, 2).clone()
+    expected[0, 0] = 0.0  # masked
+    torch.testing.assert_close(adv, expected, atol=1e-12, rtol=0)
+    assert torch.equal(adv, ret)
+
+
+# ---------------------------------------------------------------- REINFORCE++
+
+
+def test_reinforce_pp_gamma_half():
+    # rewards [1,0,2,5], mask [1,1,1,0], gamma 0.5 (the 5 on the padding token is ignored):
+    #   G2 = 2, G1 = 0 + 0.5*2 = 1, G0 = 1 + 0.5*1 = 1.5, G3 = 0
+    # whitening over the 3 valid tokens [1.5,1,2]: mean 1.5, unbiased var = (0+0.25+0.25)/2 = 0.25, std 0.5
+    #   -> [0, -1, 1], padding 0
+    r = torch.tensor([[1.0, 0.0, 2.0, 5.0]], dtype=T64)
+    m = torch.tensor([[1.0, 1.0, 1.0, 0.0]], dtype=T64)
+    adv, ret = reinforce_plus_plus(token_level_rewards=r, response_mask=m, index=[0], config=cfg(gamma=0.5))
+    torch.testing.assert_close(ret, torch.tensor([[1.5, 1.0, 2.0, 0.0]], dtype=T64))
+    torch.testing.assert_close(adv, torch.tensor([[0.0, -1.0, 1.0, 0.0]], dtype=T64), atol=1e-6, rtol=0)
+
+
+def test_discounted_returns_rows_independent_and_mid_mask():
+    # row 0: rewards [1,7,2], mask [1,0,1], gamma 0.5: G2 = 2; token 1 skipped (G1 = 0, reward 7 ignored);
+    #        G0 = 1 + 0.5*G2 = 2
+    # row 1: rewards [0,0,3], all valid: G = [0.75, 1.5, 3] -- nothing leaks from row 0
+    r = torch.tensor([[1.0, 7.0, 2.0], [0.0, 0.0, 3.0]], dtype=T64)
+    m = torch.tensor([[1, 0, 1], [1, 1, 1]], dtype=T64)
+    g = discounted_returns(r, m, 0.5)
+    torch.testing.assert_close(g, torch.tensor([[2.0, 0.0, 2.0], [0.75, 1.5, 3.0]], dtype=T64))
+
+
+# ---------------------------------------------------------------- GAE
+
+
+def test_gae_gamma1_lambda1_is_monte_carlo():
+    # gamma = lambd = 1: A_t = sum_{k>=t} r_k - V_t.  rewards [0,0,1], V [0.5,0.2,0.4]
+    #   A2 = 1 - 0.4 = 0.6, A1 = 1 - 0.2 = 0.8, A0 = 1 - 0.5 = 0.5; returns = A + V = [1,1,1]
+    r = torch.tensor([[0.0, 0.0, 1.0]], dtype=T64)
+    v = torch.tensor([[0.5, 0.2, 0.4]], dtype=T64)
+    m = torch.ones_like(r)
+    a, ret = compute_gae(r, v, m, 1.0, 1.0)
+    torch.testing.assert_close(a, torch.tensor([[0.5, 0.8, 0.6]], dtype=T64))
+    torch.testing.assert_close(ret, torch.tensor([[1.0, 1.0, 1.0]], dtype=T64))
+
+
+def test_gae_gamma09_lambda08():
+    # rewards [0,0,1,9], V [0.5,0.2,0.4,7], mask [1,1,1,0] (padding values/rewards ignored), gamma .9, lambd .8
+    #   d2 = 1 + 0.9*0 - 0.4 = 0.6                   A2 = 0.6
+    #   d1 = 0 + 0.9*0.4 - 0.2 = 0.16                A1 = 0.16 + 0.72*0.6 = 0.592
+    #   d0 = 0 + 0.9*0.2 - 0.5 = -0.32               A0 = -0.32 + 0.72*0.592 = 0.10624
+    #   returns = A + V = [0.60624, 0.792, 1.0, 0]
+    r = torch.tensor([[0.0, 0.0, 1.0, 9.0]], dtype=T64)
+    v = torch.tensor([[0.5, 0.2, 0.4, 7.0]], dtype=T64)
+    m = torch.tensor([[1, 1, 1, 0]], dtype=T64)
+    a, ret = compute_gae(r, v, m, 0.9, 0.8)
+    torch.testing.assert_close(a, torch.tensor([[0.10624, 0.592, 0.6, 0.0]], dtype=T64))
+    torch.testing.assert_close(ret, torch.tensor([[0.60624, 0.792, 1.0, 0.0]], dtype=T64))
+
+
+def test_gae_skips_mid_sequence_masked_token():
+    # rewards [0,5,1], V [0.5,9,0.4], mask [1,0,1], gamma .9, lambd .8: token 1 skipped
+    #   A2 = 1 - 0.4 = 0.6; A0 = 0 + 0.9*0.4 - 0.5 + 0.72*0.6 = 0.36 - 0.5 + 0.432 = 0.292
+    r = torch.tensor([[0.0, 5.0, 1.0]], dtype=T64)
+    v = torch.tensor([[0.5, 9.0, 0.4]], dtype=T64)
+    m = torch.tensor([[1, 0, 1]], dtype=T64)
+    a, _ = compute_gae(r, v, m, 0.9, 0.8)
+    torch.testing.assert_close(a, torch.tensor([[0.292, 0.0, 0.6]], dtype=T64))
+
+
+def test_gae_estimator_whitens_and_needs_values():
+    r = torch.tensor([[0.0, 0.0, 1.0, 9.0], [0.0, 1.0, 0.0, 0.0]], dtype=T64)
+    v = torch.tensor([[0.5, 0.2, 0.4, 7.0], [0.1, 0.3, 0.2, 0.6]], dtype=T64)
+    m = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]], dtype=T64)
+    c = cfg(gamma=0.9, lambd=0.8)
+    adv, ret = gae(token_level_rewards=r, response_mask=m, index=[0, 1], values=v, config=c)
+    # returns are the un-whitened A + V, row 0 computed by hand in test_gae_gamma09_lambda08
+    torch.testing.assert_close(ret[0], torch.tensor([0.60624, 0.792, 1.0, 0.0], dtype=T64))
+    valid = adv[m.bool()]
+    assert abs(valid.mean().item()) < 1e-9
+    assert abs(valid.std().item() - 1.0) < 1e-6  # unbiased std ~ 1
+    assert adv[0, 3].item() == 0.0
+    with pytest.raises(UserError, match="needs a critic: set trainer.critic.model.path"):
+        gae(token_level_rewards=r, response_mask=m, index=[0, 1], config=c)
