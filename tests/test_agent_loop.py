@@ -388,10 +388,15 @@ class TaggingEngine:
 
     def __init__(self, number):
         self.number = number
-        self.sessions: list[str | None] = []
+        self.awake = True
+
+    def sleep(self):
+        self.awake = False
+
+    def wake_up(self):
+        self.awake = True
 
     def generate(self, requests):
-        self.sessions += [r.session_id for r in requests]
         return [GenerationResult(token_ids=[self.number, r.prompt_token_ids[0]], logprobs=[0.0, 0.0],
                                  stop_reason="stop") for r in requests]
 
@@ -414,6 +419,10 @@ def test_engine_client_order_and_session_stickiness():
     assert [r.token_ids[1] for r in loose] == list(range(8))
     assert sorted(sum(r.token_ids[0] == n for r in loose) for n in range(3)) == [2, 3, 3]
     assert client.generate([]) == []
+    client.sleep()
+    assert not any(e.awake for e in engines)
+    client.wake_up()
+    assert all(e.awake for e in engines)
 
 
 # -- the real tiny model ------------------------------------------------------------------------------------------
@@ -432,8 +441,26 @@ def test_real_tiny_model_through_the_hf_engine(pm, tokenizer, tiny_model_path):
     for i in range(3):
         mask, logprobs = out.loss_masks[i], out.rollout_logprobs[i]
         assert out.num_turns[i] == 2 and sum(mask) == 2 and out.stop_reasons[i] == "stop"
-        assert all(lp < 0 for lp, m in zip(logprobs, mask) if m) and all(lp == 0 for lp, m in zip(logprobs, mask) if not m)
+        assert all(lp < 0 if m else lp == 0 for lp, m in zip(logprobs, mask))
         first_gap = mask.index(0)
         inserted = out.response_ids[i][first_gap : first_gap + mask.count(0)]
         assert inserted[-len(observation_ids) :] == observation_ids
         assert out.token_rewards[i][first_gap - 1] == 0.25 and out.rewards[i] == pytest.approx(1.25)
+
+
+
+@pytest.mark.slow  # starts the session's local Ray (shared with the other Ray tests)
+def test_engine_client_with_ray_actors(ray_local):
+    class Tagger:  # defined here so that Ray ships it by value (workers cannot import test modules)
+        def __init__(self, number):
+            self.number = number
+
+        def generate(self, requests):
+            return [GenerationResult(token_ids=[self.number, r.prompt_token_ids[0]], logprobs=[0.0, 0.0],
+                                     stop_reason="stop") for r in requests]
+
+    actor = ray_local.remote(num_cpus=0.01)(Tagger)
+    client = EngineClient([actor.remote(n) for n in range(2)], remote=True)
+    requests = [GenerationRequest(prompt_token_ids=[i], session_id=f"s{i}") for i in range(6)]
+    results = client.generate(requests)
+    assert [r.token_ids for r in results] == [[client.engine_of_session(f"s{i}"), i] for i in range(6)]

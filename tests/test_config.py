@@ -8,7 +8,7 @@ import yaml
 
 from skyrl_core import BaseTextEnv, BaseTextEnvStepOutput, hookimpl
 from skyrl_core.config.converter import converter
-from skyrl_core.config.loader import RunArgs, config_to_dict, resolve_config
+from skyrl_core.config.loader import RunArgs, config_to_dict, resolve_config, structure_config
 from skyrl_core.config.overrides import parse_override, parse_value
 from skyrl_core.config.schema import SkyRLConfig
 from skyrl_core.errors import ConfigError, UnknownNameError
@@ -152,8 +152,9 @@ def test_component_section_by_dotted_keys_and_redacted(plugin_manager, register_
 
 def test_unstructure_structure_round_trip(plugin_manager):
     config = resolve_config(RunArgs(overrides=tuple(SEED_LAUNCH)), plugin_manager)
-    again = converter.structure(config_to_dict(config, redact_secrets=False), SkyRLConfig)
+    again = structure_config(config_to_dict(config, redact_secrets=False), plugin_manager)
     assert again == config
+    assert converter.structure(converter.unstructure(SkyRLConfig()), SkyRLConfig) == SkyRLConfig()
 
 
 def test_secrets_in_env_like_names_are_redacted(plugin_manager):

@@ -57,9 +57,9 @@ def test_timeout_is_counted_and_queued_calls_still_run(release):
 
 
 def test_time_limit_counts_from_the_start_of_each_call():
-    # Two workers, four calls of 0.15 s each and a 0.25 s limit: the queued pair waits 0.15 s but still succeeds.
+    # One worker, four calls of 0.15 s each and a 0.3 s limit: the last call waits 0.45 s in the queue but succeeds.
     calls = [EnvCall("e", "step", lambda: time.sleep(0.15) or "done")] * 4
-    with EnvRunner(max_workers=2, timeout_s=0.25) as runner:
+    with EnvRunner(max_workers=1, timeout_s=0.3) as runner:
         assert runner.run(calls) == ["done"] * 4
     assert runner.num_timeouts == 0
 

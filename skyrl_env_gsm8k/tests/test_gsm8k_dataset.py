@@ -157,3 +157,30 @@ def test_offline_failure_with_unreachable_endpoint_or_offline_flag(tmp_path):
     # Port 9 on localhost refuses at once: works whether or not the machine has a network.
     _assert_fast_failure(*_run_without_source(tmp_path, HF_ENDPOINT="http://127.0.0.1:9"))
     _assert_fast_failure(*_run_without_source(tmp_path, HF_HUB_OFFLINE="1"))
+
+
+def test_unreachable_hub_loads_from_the_cache_only(tmp_path, monkeypatch):
+    """With the Hub unreachable, ``load_dataset`` runs in offline mode (cache only) and the flags are restored."""
+    datasets = pytest.importorskip("datasets")
+    hub_constants = pytest.importorskip("huggingface_hub.constants")
+    pytest.importorskip("datasets.config")
+
+    from skyrl_env_gsm8k import dataset as module
+
+    seen = {}
+
+    def fake_load_dataset(name, config_name):
+        seen.update(name=name, config=config_name, offline=(datasets.config.HF_HUB_OFFLINE,
+                                                            hub_constants.HF_HUB_OFFLINE))
+        return {"train": invented_problems(4), "test": invented_problems(2, offset=10)}
+
+    before = (datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setattr(module, "hub_reachable", lambda timeout=0: False)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    train, val = build(tmp_path)
+    assert seen == {"name": "openai/gsm8k", "config": "main", "offline": (True, True)}
+    assert (datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE) == before
+    assert len(train) == 4 and len(val) == 2
+    assert val[0]["extra_info"]["split"] == "test"

@@ -23,15 +23,19 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
-    """Join ``address`` (or ``RAY_ADDRESS``), else start a local cluster; idempotent."""
+def init_ray(address: str | None = None, num_cpus: int | None = None, extra_env: dict[str, str] | None = None) -> Any:
+    """Join ``address`` (or ``RAY_ADDRESS``), else start a local cluster; idempotent.
+
+    ``extra_env`` is added to every worker's environment (the test kit passes the test process's ``sys.path`` as
+    ``PYTHONPATH`` so actors defined in test modules import on workers).
+    """
     import ray
 
     if ray.is_initialized():
         return ray
     address = address or os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = {
-        "runtime_env": {"env_vars": worker_env()},
+        "runtime_env": {"env_vars": {**worker_env(), **(extra_env or {})}},
         "log_to_driver": True,
         "configure_logging": False,
     }

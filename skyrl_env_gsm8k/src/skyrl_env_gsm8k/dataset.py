@@ -198,13 +198,16 @@ def _env_true(name: str) -> bool:
 
 def load_hub() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(train, test) pairs of ``openai/gsm8k``; offline (or unreachable Hub): from the local HF cache only."""
-    offline = _env_true("HF_HUB_OFFLINE") or _env_true("HF_DATASETS_OFFLINE") or not hub_reachable()
+    offline_flag = _env_true("HF_HUB_OFFLINE") or _env_true("HF_DATASETS_OFFLINE")
+    offline = offline_flag or not hub_reachable()
     try:
         import datasets
         import datasets.config
         import huggingface_hub.constants as hub_constants
     except ImportError as exc:
-        raise UserError(f"the gsm8k builder needs the 'datasets' package ({exc}); pip install 'datasets>=2.19'") from None
+        raise UserError(
+            f"the gsm8k builder needs the 'datasets' package ({exc}); pip install 'datasets>=2.19'"
+        ) from None
     # Offline: look in the cache only, with no retries against a Hub we cannot reach. The flags are module
     # constants read at import time (names differ across datasets versions), so they are switched for this call.
     flags = [(m, n) for m, n in ((datasets.config, "HF_HUB_OFFLINE"), (datasets.config, "HF_DATASETS_OFFLINE"),
@@ -216,7 +219,11 @@ def load_hub() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     try:
         loaded = datasets.load_dataset(HF_DATASET, HF_CONFIG)
     except Exception as exc:  # noqa: BLE001 - network, cache and hub errors all mean the same to the user
-        reason = "no network connection and no cached copy" if offline else f"{type(exc).__name__}: {exc}"
+        if offline:
+            why = "HF_HUB_OFFLINE is set" if offline_flag else "the Hub cannot be reached from this machine"
+            reason = f"{why}, and there is no cached copy"
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
         raise UserError(_offline_hint(reason)) from exc
     finally:
         for (module, name), value in zip(flags, saved):

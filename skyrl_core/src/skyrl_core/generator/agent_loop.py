@@ -114,6 +114,7 @@ class _Trajectory:
     reward: float = 0.0
     turns: int = 0
     stop_reason: str | None = None  # set once the trajectory is finished
+    failed: bool = False  # an env call failed
 
     def add(self, ids: list[int], *, sampled: bool, logprobs: list[float] | None = None) -> None:
         self.response_ids += ids
@@ -133,6 +134,7 @@ class _Trajectory:
 
     def fail(self) -> None:
         self.zero_reward()
+        self.failed = True
         self.stop_reason = "abort"
 
 
@@ -140,9 +142,7 @@ class AgentLoopGenerator(Generator):
     """The default multi-turn token-in-token-out agent loop (registered as generator ``"default"``)."""
 
     def __init__(self, *, config: Any, tokenizer: Any, engine_client: Any, plugin_manager: Any) -> None:
-        super().__init__(
-            config=config, tokenizer=tokenizer, engine_client=engine_client, plugin_manager=plugin_manager
-        )
+        super().__init__(config=config, tokenizer=tokenizer, engine_client=engine_client, plugin_manager=plugin_manager)
         gen = config.generator
         if gen.max_turns < 1:
             raise UserError(f"generator.max_turns must be >= 1, got {gen.max_turns}")
@@ -164,7 +164,9 @@ class AgentLoopGenerator(Generator):
                 self._run_turns(batch, trajectories, runner)
                 metrics = self._env_metrics(trajectories, classes, runner)
             finally:
-                runner.close_all([EnvCall(t.env_class, "close", t.env.close) for t in trajectories if t.env])
+                runner.close_all(
+                    [EnvCall(t.env_class, "close", t.env.close) for t in trajectories if t.env is not None]
+                )
         if batch.phase == "train":
             self._post_process(trajectories)
         return GeneratorOutput(
@@ -200,7 +202,7 @@ class AgentLoopGenerator(Generator):
         }
         calls = []
         for t, extras in zip(trajectories, batch.env_extras):
-            extras = {**extras, "max_turns": self.config.generator.max_turns}
+            extras = {**(extras or {}), "max_turns": self.config.generator.max_turns}
             make = partial(classes[t.env_class], env_config=sections[t.env_class], extras=extras)
             calls.append(EnvCall(t.env_class, "constructor", make))
         for t, env in zip(trajectories, runner.run(calls)):
@@ -286,7 +288,7 @@ class AgentLoopGenerator(Generator):
         self, trajectories: list[_Trajectory], classes: dict[str, type], runner: EnvRunner
     ) -> dict[str, float]:
         """``get_metrics`` of every successful episode, aggregated per env class."""
-        done = [t for t in trajectories if t.env is not None and t.stop_reason != "abort"]
+        done = [t for t in trajectories if not t.failed]
         results = runner.run([EnvCall(t.env_class, "get_metrics", partial(_get_metrics, t)) for t in done])
         per_class: dict[str, list[dict[str, Any]]] = {}
         for t, metrics in zip(done, results):

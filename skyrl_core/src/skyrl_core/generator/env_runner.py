@@ -15,7 +15,8 @@ of a call is its return value or an :class:`EnvFailure`:
 
 The first error and the first timeout of a batch are logged on the ``skyrl.env`` logger (with the env class and,
 for errors, the traceback); later ones are only counted. ``close`` failures (:meth:`EnvRunner.close_all`) are
-logged once per batch and never counted or raised.
+logged once per batch and never counted or raised; ``close`` is called even on an env whose call timed out (that
+call may still be running, and closing the env is the best chance to stop it).
 
 ``max_workers == 0`` runs every call inline in the calling thread, one after the other: errors are still caught,
 but no time limit can be enforced.
@@ -126,7 +127,9 @@ class EnvRunner:
                 exc = future.exception()
                 results[index] = future.result() if exc is None else self._failure(calls[index], exc, count)
             now = time.monotonic()
-            expired = [f for f, (_, t) in pending.items() if t.started is not None and now - t.started >= self.timeout_s]
+            expired = [
+                f for f, (_, t) in pending.items() if t.started is not None and now - t.started >= self.timeout_s
+            ]
             for future in expired:
                 index, _ = pending.pop(future)
                 results[index] = self._failure(calls[index], None, count)

@@ -80,7 +80,11 @@ def ray_local() -> Iterator[Any]:
 
     import ray
 
-    init_ray(address=None, num_cpus=int(os.environ.get("SKYRL_TEST_RAY_CPUS", "2")))
+    import sys
+
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    init_ray(address=None, num_cpus=int(os.environ.get("SKYRL_TEST_RAY_CPUS", "2")),
+             extra_env={"PYTHONPATH": os.pathsep.join(paths)})
     try:
         yield ray
     finally:

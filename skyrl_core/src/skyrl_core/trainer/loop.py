@@ -15,19 +15,10 @@ import torch
 
 from skyrl_core.algorithms.reduction import masked_mean, masked_whiten
 from skyrl_core.config.loader import config_to_dict
-from skyrl_core.generator.types import GeneratorInput
-from skyrl_core.inference.base import SamplingParams
+from skyrl_core.generator import GeneratorInput, sampling_params_from_config
 from skyrl_core.trainer.batch import RolloutBatch, build_batch, split_for_workers
 from skyrl_core.trainer.metrics import rollout_metrics, sample_records
 from skyrl_core.trainer.weight_sync import WeightSyncDriver
-
-
-def sampling_from_config(sampling: Any) -> SamplingParams:
-    return SamplingParams(
-        temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k, min_p=sampling.min_p,
-        max_tokens=sampling.max_generate_length, stop=list(sampling.stop) if sampling.stop else None,
-        repetition_penalty=sampling.repetition_penalty,
-    )
 
 
 class Trainer:
@@ -76,7 +67,7 @@ class Trainer:
         output = self.generator.generate(GeneratorInput(
             prompts=[r.prompt for r in rows], env_classes=[r.env_class for r in rows],
             env_extras=[r.extras for r in rows], group_ids=[r.index for r in rows],
-            sampling=sampling_from_config(config.generator.sampling_params), phase="train",
+            sampling=sampling_params_from_config(config.generator.sampling_params), phase="train",
         ))
         timings["timing/generate"] = time.perf_counter() - start
         self.actors.sleep_engines()
@@ -158,7 +149,7 @@ class Trainer:
             outputs.append(self.generator.generate(GeneratorInput(
                 prompts=[r.prompt for r in rows], env_classes=[r.env_class for r in rows],
                 env_extras=[r.extras for r in rows], group_ids=[r.index for r in rows],
-                sampling=sampling_from_config(generator.eval_sampling_params), phase="eval",
+                sampling=sampling_params_from_config(generator.eval_sampling_params), phase="eval",
             )))
             groups.append([r.index for r in rows])
         metrics: dict[str, float] = {}
