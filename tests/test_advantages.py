@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+
 from skyrl_core.algorithms.advantages import (
     ADVANTAGE_ESTIMATORS,
     compute_gae,

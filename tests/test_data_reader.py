@@ -9,10 +9,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from transformers import AutoTokenizer
+
 from skyrl_core.data.reader import PromptDataset, PromptRow, load_prompt_dataset, read_rows
 from skyrl_core.errors import DataError, UserError
 from skyrl_core.testing.tiny_model import make_tiny_model
-from transformers import AutoTokenizer
 
 KNOWN = {"multiply", "gsm8k"}
 SYSTEM = {"role": "system", "content": "Put the final answer in \\boxed{}."}

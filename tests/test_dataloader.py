@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from skyrl_core.data.loader import PromptDataLoader
 from skyrl_core.data.reader import PromptRow
 from skyrl_core.errors import DataError

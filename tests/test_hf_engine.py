@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from skyrl_core.inference.base import GenerationRequest, SamplingParams
 from skyrl_core.inference.hf import HFEngine
 from skyrl_core.testing.tiny_model import make_tiny_model

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from skyrl_core.algorithms.kl import kl_penalty
 from skyrl_core.algorithms.reduction import (
     entropy_from_logits,

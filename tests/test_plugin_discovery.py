@@ -73,7 +73,8 @@ def test_broken_plugin_is_an_error_when_strict(installed_fixture_plugins, skyrl_
 
 
 def test_load_plugins_allowlist(installed_fixture_plugins, skyrl_cli):
-    both = _pythonpath(installed_fixture_plugins["skyrl-env-echotest"], installed_fixture_plugins["skyrl-env-brokentest"])
+    both = _pythonpath(installed_fixture_plugins["skyrl-env-echotest"],
+                       installed_fixture_plugins["skyrl-env-brokentest"])
     none = skyrl_cli("plugins", "--json", env={"PYTHONPATH": both, "SKYRL_LOAD_PLUGINS": ""})
     assert none.returncode == 0 and json.loads(none.stdout) == []
     only = skyrl_cli("plugins", "--json", env={"PYTHONPATH": both, "SKYRL_LOAD_PLUGINS": "skyrl-env-echotest"})

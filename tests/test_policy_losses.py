@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+
 from skyrl_core.algorithms.losses import POLICY_LOSSES, cispo, dual_clip, gspo, regular
 from skyrl_core.errors import UserError
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from skyrl_core.errors import UserError
 from skyrl_core.testing.tiny_model import make_tiny_model
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 ARCHS = ["qwen2", "llama"]
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2 + 3?"}]

@@ -65,7 +65,7 @@ def _is_str_list(tp: Any) -> bool:
 
 def _is_str_or_str_list(tp: Any) -> bool:
     args = set(typing.get_args(tp))
-    return typing.get_origin(tp) in {typing.Union, getattr(__import__("types"), "UnionType")} and args == {
+    return typing.get_origin(tp) in {typing.Union, __import__("types").UnionType} and args == {
         str,
         list[str],
     }
@@ -107,7 +107,9 @@ def format_errors(
     def describe(error: BaseException, _type: Any) -> str:
         if isinstance(error, ForbiddenExtraKeysError):
             names = candidates(error.cl) if candidates else [f.name for f in attrs.fields(error.cl)]
-            return "\n".join(f"{_UNKNOWN}{key}\x00{did_you_mean(key, names) or ''}" for key in sorted(error.extra_fields))
+            return "\n".join(
+                f"{_UNKNOWN}{key}\x00{did_you_mean(key, names) or ''}" for key in sorted(error.extra_fields)
+            )
         if isinstance(error, KeyError):
             return "required key is missing"
         return str(error) or type(error).__name__

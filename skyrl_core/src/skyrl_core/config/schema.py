@@ -216,7 +216,7 @@ class GeneratorConfig:
     inference_engine_data_parallel_size: int = option(1, "Data parallel size of each engine.")
     weight_sync_backend: str = option("auto", "Weight transport: auto, gloo, nccl, ray, ... (auto: best).")
     n_samples_per_prompt: int = option(5, "Samples per prompt (the GRPO group size).")
-    max_input_length: int | None = option(None, "Token budget of a multi-turn conversation (default: max_prompt_length).")
+    max_input_length: int | None = option(None, "Most input tokens of a turn (default: trainer.max_prompt_length).")
     gpu_memory_utilization: float = option(0.8, "Fraction of GPU memory an engine may use.")
     max_num_seqs: int = option(1024, "Most concurrent sequences per engine.")
     max_num_batched_tokens: int = option(8192, "Most tokens per engine batch.")

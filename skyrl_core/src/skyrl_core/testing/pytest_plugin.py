@@ -76,11 +76,11 @@ def register_plugin(plugin_manager: PluginManager) -> Iterator[Callable[[Any], s
 
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[Any]:
-    from skyrl_core.ray_utils import init_ray
+    import sys
 
     import ray
 
-    import sys
+    from skyrl_core.ray_utils import init_ray
 
     paths = [p for p in sys.path if p and os.path.isdir(p)]
     init_ray(address=None, num_cpus=int(os.environ.get("SKYRL_TEST_RAY_CPUS", "2")),

@@ -14,7 +14,6 @@ from typing import Any
 import torch
 
 from skyrl_core.algorithms.reduction import masked_mean, masked_whiten
-from skyrl_core.config.loader import config_to_dict
 from skyrl_core.generator import GeneratorInput, sampling_params_from_config
 from skyrl_core.trainer.batch import RolloutBatch, build_batch, split_for_workers
 from skyrl_core.trainer.metrics import rollout_metrics, sample_records

@@ -64,5 +64,7 @@ def ordered_for_send(tensors: dict[str, torch.Tensor], specs: Iterable[WeightSpe
             raise KeyError(f"weight sync: the policy has no weight '{name}' that the engine expects")
         tensor = tensors[name].detach()
         if tuple(tensor.shape) != tuple(shape):
-            raise ValueError(f"weight sync: '{name}' has shape {tuple(tensor.shape)} in the policy, {shape} in the engine")
+            raise ValueError(
+                f"weight sync: '{name}' has shape {tuple(tensor.shape)} in the policy, {shape} in the engine"
+            )
         yield tensor.to(dtype_of(dtype)).contiguous()

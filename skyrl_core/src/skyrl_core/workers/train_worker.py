@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from skyrl_core.algorithms.kl import kl_penalty
-from skyrl_core.algorithms.reduction import masked_mean, reduce_loss
+from skyrl_core.algorithms.reduction import reduce_loss
 from skyrl_core.workers.logprobs import response_logprobs
 from skyrl_core.workers.setup import load_worker_config, set_threads
 
@@ -45,7 +45,8 @@ class TrainWorker:
         trainer = self.config.trainer
         name = trainer.strategy
         strategy_cls = self.pm.registry("strategies")[name]
-        self.strategy = strategy_cls(config=self.config, section=component_section(trainer, name, "strategies", self.pm))
+        section = component_section(trainer, name, "strategies", self.pm)
+        self.strategy = strategy_cls(config=self.config, section=section)
         self.strategy.init_distributed(
             rank=self.rank, world_size=self.world_size, master_addr=master_addr, master_port=master_port
         )
