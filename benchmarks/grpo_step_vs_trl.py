@@ -17,40 +17,52 @@ How
     dominate the numbers):
 
     - skyrl: ``python -m skyrl_core.cli.main run --env multiply --algo grpo ...`` in a subprocess (a fresh local
-      Ray cluster: driver, one ``ddp`` policy worker, one ``hf`` inference engine, ``gloo``/object-store weight
-      sync). Per-step times are read from the run's ``metrics.jsonl`` (``timing/step``, and its parts
-      ``timing/generate``, ``timing/train``, ``timing/weight_sync``).
+      Ray cluster: driver, one ``ddp`` policy worker, one ``hf`` inference engine, CPU weight sync). Per-step
+      times come from the run's ``metrics.jsonl``: ``timing/step`` and its parts ``timing/generate``,
+      ``timing/train`` (old log-probs, advantages, update) and ``timing/weight_sync``.
     - TRL: this script re-runs itself with ``--trl-worker SPEC.json`` in a subprocess: ``torch.set_num_threads``
-      equal to skyrl's per-actor share (``os.cpu_count()`` for one policy worker and one engine), ``GRPOTrainer`` on
-      the same parquet prompts (conversational, so TRL applies the same chat template), ``per_device_train_batch_size
-      = 32`` completions, ``num_generations = 4``, ``steps_per_generation = 1``, ``beta = 0``, ``use_cpu``,
-      ``optim = adamw_torch`` (skyrl's ``torch.optim.AdamW``), constant LR. A ``TrainerCallback`` times each
-      step from ``on_step_begin`` to ``on_step_end``; the trainer's ``_generate_and_score_completions`` and
-      ``_generate_single_turn`` are wrapped to time the rollout part.
+      equal to skyrl's per-actor share (``os.cpu_count()`` with one policy worker and one engine), ``GRPOTrainer``
+      on the same parquet prompts (conversational, so TRL applies the same chat template),
+      ``per_device_train_batch_size = 32`` completions, ``num_generations = 4``, ``steps_per_generation = 1``,
+      ``beta = 0``, ``use_cpu``, ``optim = adamw_torch`` (skyrl's ``torch.optim.AdamW``), constant LR, and a
+      reward function that calls skyrl's own ``MultiplyEnv``. A ``TrainerCallback`` times each step from
+      ``on_step_begin`` to ``on_step_end``; ``_generate_and_score_completions`` (generation, reward, advantages)
+      and ``_generate_single_turn`` (``model.generate`` only) are wrapped to time the rollout part.
 
-    Each framework's figure is the median over the steps after the first (the first one warms up caches and
-    allocators); the ratio is ``skyrl / trl`` (below 1: skyrl is faster). Start-up (Ray, model loading) is not in
-    the per-step figure but the total wall time of each subprocess is printed too.
+    The first step of each run is a warm-up and is dropped. The ratio is ``skyrl / trl`` seconds per step (below
+    1: skyrl is faster). Start-up (Ray, model loading) is not in the per-step figures; the total wall time of each
+    subprocess is printed as well.
+
+Shared machines
+    Other processes on the machine slow both sides by far more than their share of the CPU (torch's OpenMP
+    threads wait for each other at every op, so one descheduled thread stalls the rest): on 2 cores, a 1-second
+    step can take 15 s while another test suite runs. So the script
+
+    - waits, before each run, until the rest of the machine has used less than ``--idle-cores`` cores for 5 s
+      (at most ``--wait-idle`` seconds, then it goes on and says so);
+    - samples ``/proc`` every 0.5 s during the runs and charges each step with the CPU that processes outside this
+      benchmark's process tree used during it (``others`` = machine busy time minus this tree's);
+    - reports, per framework, the median over the *clean* steps (others below ``--idle-cores`` cores) next to the
+      median over all steps, and computes the ratio from the clean medians when both sides have clean steps.
+
+    Compare numbers only from runs with clean steps; rerun (or raise ``--steps``) when a side has none.
 
 Caveats
     - Not the same algorithm cost: with one mini-batch and one epoch per batch, TRL uses the policy's own detached
-      log-probs as the "old" ones (no extra pass); skyrl always runs a separate no-grad forward for the old
-      log-probs (it also reports rollout-vs-trainer log-prob drift from it). That pass is part of skyrl's
+      log-probs as the "old" ones (no extra pass); skyrl always runs a separate no-grad forward over the batch for
+      the old log-probs (it also reports the rollout-vs-trainer log-prob drift from it). That pass is in skyrl's
       ``timing/train``.
-    - Generation: skyrl's ``hf`` engine drops finished rows from the batch; TRL's ``model.generate`` keeps
-      decoding finished rows (padding) until every row is done. Random tiny models rarely sample EOS, so almost
-      every completion has 32 tokens; the mean completion length of both sides is printed for that reason.
-    - Sampling is random (temperature 1, different RNG streams), so the two sides do not see identical
-      completions, only identically distributed ones.
-    - Wall-clock timing on a shared machine: load from other processes changes the result. The 1-minute load
-      average before and after each run is printed; compare numbers only from runs under similar load. The
-      benchmark itself keeps about 2 cores busy.
+    - Generation: skyrl's ``hf`` engine drops finished rows from the batch; TRL's ``model.generate`` keeps decoding
+      finished rows until every row is done. Random tiny models rarely sample EOS, so almost every completion has
+      32 tokens; the mean completion length of both sides is printed to show it.
+    - Sampling is random (temperature 1, different RNG streams): the two sides see identically distributed, not
+      identical, completions.
     - ``RAY_ADDRESS`` is removed from skyrl's environment so it always starts its own local cluster.
 
 Usage::
 
-    .venv/bin/python benchmarks/grpo_step_vs_trl.py                 # both sizes, 6 steps each (about 25 min on 2 cores)
-    .venv/bin/python benchmarks/grpo_step_vs_trl.py --quick         # 10m only, 3 steps: a smoke test
+    .venv/bin/python benchmarks/grpo_step_vs_trl.py            # both sizes, 6 steps each
+    .venv/bin/python benchmarks/grpo_step_vs_trl.py --quick    # 10m only, 3 steps: a smoke test
     .venv/bin/python benchmarks/grpo_step_vs_trl.py --sizes 25m --steps 8 --json out.json --workdir /tmp/bench
 """
 
@@ -64,6 +76,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -121,7 +134,7 @@ def count_params(path: Path) -> int:
 
 
 def build_data(path: Path, steps: int) -> Path:
-    """The ``multiply`` dataset with at least one fresh batch of prompts per step; returns the train file."""
+    """The ``multiply`` dataset with a fresh batch of prompts for every step; returns the train file."""
     from skyrl_env_multiply.dataset import MultiplyDataConfig, MultiplyDatasetBuilder
 
     files = MultiplyDatasetBuilder().build(
@@ -130,20 +143,116 @@ def build_data(path: Path, steps: int) -> Path:
     return Path(files.train)
 
 
-def loadavg() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
+# -- CPU accounting ---------------------------------------------------------------------------------------------
 
 
-def median_after_warmup(values: list[float]) -> float | None:
-    kept = values[1:] if len(values) > 1 else values
-    return statistics.median(kept) if kept else None
+class CpuMonitor:
+    """Every ``interval`` s: CPU seconds used by this process and its descendants, and by everything else.
 
+    ``others`` is the machine's busy time from ``/proc/stat`` (all CPUs, including processes that exited between
+    samples) minus this tree's (from ``/proc/PID/stat``). Without ``/proc`` (not Linux) it records nothing and
+    every query answers ``None``.
+    """
 
-def mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
+    def __init__(self, interval: float = 0.5):
+        self.interval = interval
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.root = os.getpid()
+        self.samples: list[tuple[float, float, float]] = []  # (monotonic time, ours cpu-s, others cpu-s) per gap
+        self.available = Path("/proc/stat").is_file()
+        self._last_pid_ticks: dict[int, int] = {}
+        self._last_busy: int | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> CpuMonitor:
+        if self.available:
+            self._sample()
+            self._thread = threading.Thread(target=self._loop, name="cpu-monitor", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._sample()
+            except OSError:
+                pass
+
+    @staticmethod
+    def _machine_busy() -> int:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+        return sum(fields[:8]) - fields[3] - fields[4]
+
+    def _tree_ticks(self) -> dict[int, int]:
+        parents, ticks = {}, {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    rest = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(entry.name)
+            parents[pid], ticks[pid] = int(rest[1]), int(rest[11]) + int(rest[12])
+        ours: dict[int, int] = {}
+        for pid in ticks:
+            node, seen = pid, 0
+            while node > 1 and seen < 64:
+                if node == self.root:
+                    ours[pid] = ticks[pid]
+                    break
+                node, seen = parents.get(node, 0), seen + 1
+        return ours
+
+    def _sample(self) -> None:
+        busy = self._machine_busy()
+        tree = self._tree_ticks()
+        now = time.monotonic()
+        if self._last_busy is not None:
+            ours = sum(t - self._last_pid_ticks.get(pid, 0) for pid, t in tree.items())
+            others = max(0, (busy - self._last_busy) - ours)
+            with self._lock:
+                self.samples.append((now, ours / self.tick, others / self.tick))
+        self._last_busy, self._last_pid_ticks = busy, tree
+
+    def others_cores(self, start: float, end: float) -> float | None:
+        """Average cores used outside this benchmark between two ``time.monotonic()`` times."""
+        if not self.available or end <= start:
+            return None
+        with self._lock:
+            samples = list(self.samples)
+        total, covered, prev = 0.0, 0.0, None
+        for t, _ours, others in samples:
+            if prev is not None:
+                overlap = min(t, end) - max(prev, start)
+                if overlap > 0:
+                    total += others * overlap / (t - prev)
+                    covered += overlap
+            prev = t
+        return total / covered if covered > 0 else None
+
+    def wait_idle(self, max_cores: float, timeout: float, window: float = 5.0) -> tuple[float, float | None]:
+        """Wait until others used < ``max_cores`` over ``window`` s (at most ``timeout`` s); (waited s, cores)."""
+        start = time.monotonic()
+        cores = None
+        if not self.available:
+            return 0.0, None
+        while True:
+            time.sleep(window)
+            now = time.monotonic()
+            cores = self.others_cores(now - window, now)
+            if cores is not None and cores < max_cores or now - start >= timeout:
+                return now - start, cores
 
 
 # -- skyrl ------------------------------------------------------------------------------------------------------
@@ -180,39 +289,60 @@ def skyrl_overrides(model: Path, train_file: Path, out: Path, steps: int) -> lis
     ]
 
 
-def run_skyrl(model: Path, train_file: Path, workdir: Path, steps: int, timeout: float) -> dict[str, Any]:
-    out = workdir / "skyrl_run"
-    shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "skyrl_core.cli.main", "run", "--env", "multiply", "--algo", "grpo",
-           *skyrl_overrides(model, train_file, out, steps)]
+def _child_env() -> dict[str, str]:
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", WANDB_MODE="disabled", HF_HUB_OFFLINE="1")
     env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def run_skyrl(model: Path, train_file: Path, workdir: Path, steps: int, timeout: float) -> dict[str, Any]:
+    """One ``skyrl run``; per step its timings and the (monotonic) time its metrics line appeared."""
+    out = workdir / "skyrl_run"
+    shutil.rmtree(out, ignore_errors=True)
+    metrics_file = out / "metrics.jsonl"
+    cmd = [sys.executable, "-m", "skyrl_core.cli.main", "run", "--env", "multiply", "--algo", "grpo",
+           *skyrl_overrides(model, train_file, out, steps)]
     log_file = workdir / "skyrl.log"
-    result: dict[str, Any] = {"load_before": loadavg(), "log": str(log_file)}
-    start = time.perf_counter()
+    seen: list[float] = []  # when each metrics line showed up: the step ended just before
+    start = time.monotonic()
     with open(log_file, "w") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout, check=False)
-    result["wall_s"] = time.perf_counter() - start
-    result["load_after"] = loadavg()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_child_env())
+        try:
+            while proc.poll() is None:
+                if time.monotonic() - start > timeout:
+                    proc.kill()
+                    raise RuntimeError(f"skyrl run timed out after {timeout:.0f}s; see {log_file}")
+                if metrics_file.is_file():
+                    lines = sum(1 for line in metrics_file.read_text().splitlines() if line.strip())
+                    seen.extend([time.monotonic()] * (lines - len(seen)))
+                time.sleep(0.2)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    wall = time.monotonic() - start
     if proc.returncode != 0:
         raise RuntimeError(f"skyrl run failed (exit {proc.returncode}); see {log_file}:\n{_tail(log_file)}")
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    records = [r for r in records if "timing/step" in r]
+    lines = [line for line in metrics_file.read_text().splitlines() if line.strip()]
+    seen.extend([time.monotonic()] * (len(lines) - len(seen)))
+    records = [(json.loads(line), t) for line, t in zip(lines, seen)]
+    records = [(r, t) for r, t in records if r.get("timing/step") is not None]
     if not records:
-        raise RuntimeError(f"skyrl wrote no timing/step in {out / 'metrics.jsonl'}")
+        raise RuntimeError(f"skyrl wrote no timing/step in {metrics_file}")
 
-    def series(key: str) -> list[float]:
-        return [float(r[key]) for r in records if r.get(key) is not None]
+    def series(key: str) -> list[float | None]:
+        return [None if r.get(key) is None else float(r[key]) for r, _ in records]
 
-    result.update(
-        steps=series("timing/step"),
-        generate=series("timing/generate"),
-        train=series("timing/train"),
-        weight_sync=series("timing/weight_sync"),
-        completion_length=mean(series("response_length/mean")),
-        reward=mean(series("reward/mean")),
-    )
-    return result
+    return {
+        "steps": series("timing/step"),
+        "windows": [(t - float(r["timing/step"]), t) for r, t in records],
+        "generate": series("timing/generate"),
+        "train": series("timing/train"),
+        "weight_sync": series("timing/weight_sync"),
+        "completion_length": _mean([x for x in series("response_length/mean") if x is not None]),
+        "wall_s": wall,
+        "log": str(log_file),
+    }
 
 
 # -- TRL --------------------------------------------------------------------------------------------------------
@@ -223,18 +353,20 @@ def run_trl(model: Path, train_file: Path, workdir: Path, steps: int, threads: i
             "steps": steps, "threads": threads, "result": str(workdir / "trl_result.json")}
     spec_file = workdir / "trl_spec.json"
     spec_file.write_text(json.dumps(spec))
-    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", WANDB_MODE="disabled", HF_HUB_OFFLINE="1")
     log_file = workdir / "trl.log"
-    load_before = loadavg()
-    start = time.perf_counter()
+    start = time.monotonic()
     with open(log_file, "w") as log:
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--trl-worker", str(spec_file)],
-                              stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout, check=False)
-    wall = time.perf_counter() - start
+        try:
+            proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--trl-worker", str(spec_file)],
+                                  stdout=log, stderr=subprocess.STDOUT, env=_child_env(), timeout=timeout,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"TRL run timed out after {timeout:.0f}s; see {log_file}") from None
+    wall = time.monotonic() - start
     if proc.returncode != 0:
         raise RuntimeError(f"TRL run failed (exit {proc.returncode}); see {log_file}:\n{_tail(log_file)}")
     result = json.loads(Path(spec["result"]).read_text())
-    result.update(wall_s=wall, load_before=load_before, load_after=loadavg(), log=str(log_file))
+    result.update(wall_s=wall, log=str(log_file))
     return result
 
 
@@ -284,17 +416,17 @@ def trl_worker(spec_file: str) -> None:
 
     class StepTimer(TrainerCallback):
         def __init__(self) -> None:
-            self.steps: list[float] = []
+            self.windows: list[tuple[float, float]] = []
             self.logs: list[dict[str, Any]] = []
-            self.threads: list[int] = []
+            self.threads: set[int] = set()
             self._start = 0.0
 
         def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - TrainerCallback API
-            self.threads.append(torch.get_num_threads())
-            self._start = time.perf_counter()
+            self.threads.add(torch.get_num_threads())
+            self._start = time.monotonic()
 
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
-            self.steps.append(time.perf_counter() - self._start)
+            self.windows.append((self._start, time.monotonic()))
 
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
             self.logs.append(dict(logs or {}))
@@ -313,14 +445,13 @@ def trl_worker(spec_file: str) -> None:
 
     trainer.train()
     lengths = [log["completions/mean_length"] for log in timer.logs if "completions/mean_length" in log]
-    rewards = [log["reward"] for log in timer.logs if "reward" in log]
     Path(spec["result"]).write_text(json.dumps({
-        "steps": timer.steps,
+        "steps": [end - start for start, end in timer.windows],
+        "windows": timer.windows,
         "rollout": phases.get("_generate_and_score_completions", []),
         "generate": phases.get("_generate_single_turn", []),
-        "completion_length": mean(lengths),
-        "reward": mean(rewards),
-        "threads": sorted(set(timer.threads)),
+        "completion_length": _mean(lengths),
+        "threads": sorted(timer.threads),
         "trl_version": trl.__version__,
     }))
 
@@ -340,7 +471,16 @@ def _timed(method: Any, durations: list[float]) -> Any:
     return timed
 
 
-# -- report -----------------------------------------------------------------------------------------------------
+# -- statistics and report --------------------------------------------------------------------------------------
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _median(values: list[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return statistics.median(kept) if kept else None
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -350,60 +490,94 @@ def _tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
-def _fmt(value: float | None, spec: str = ".2f") -> str:
-    return "-" if value is None else format(value, spec)
+def step_stats(raw: dict[str, Any], parts: list[str], monitor: CpuMonitor, idle_cores: float) -> dict[str, Any]:
+    """Medians over the steps after the first: all of them, and the clean ones (others < ``idle_cores``)."""
+    others = [monitor.others_cores(a, b) for a, b in raw["windows"]]
+    keep = list(range(1, len(raw["steps"]))) or [0]
+    clean = [i for i in keep if others[i] is not None and others[i] < idle_cores]
+
+    def pick(key: str, rows: list[int]) -> float | None:
+        values = raw.get(key) or []
+        return _median([values[i] for i in rows if i < len(values)])
+
+    stats = {
+        "others_cores": others,
+        "n_steps": len(keep), "n_clean": len(clean),
+        "all": {key: pick(key, keep) for key in ["steps", *parts]},
+        "clean": {key: pick(key, clean) for key in ["steps", *parts]} if clean else None,
+        "min_step": min(raw["steps"][i] for i in keep),
+    }
+    stats["best"] = stats["clean"] or stats["all"]
+    return stats
 
 
-def summarize(size: str, params: int, sky: dict[str, Any], trl_res: dict[str, Any]) -> dict[str, Any]:
-    s_step, t_step = median_after_warmup(sky["steps"]), median_after_warmup(trl_res["steps"])
-    t_rollout = median_after_warmup(trl_res.get("rollout", []))
+def summarize(size: str, params: int, sky: dict[str, Any], trl_res: dict[str, Any], monitor: CpuMonitor,
+              idle_cores: float) -> dict[str, Any]:
+    trl_res = dict(trl_res)
+    rollout = trl_res.get("rollout") or []
+    trl_res["train"] = [s - r for s, r in zip(trl_res["steps"], rollout)]
+    s = step_stats(sky, ["generate", "train", "weight_sync"], monitor, idle_cores)
+    t = step_stats(trl_res, ["rollout", "generate", "train"], monitor, idle_cores)
+    both_clean = s["clean"] is not None and t["clean"] is not None
+    basis = "clean" if both_clean else "all"
+    s_step, t_step = s[basis]["steps"], t[basis]["steps"]
     return {
-        "size": size, "params": params,
+        "size": size, "params": params, "basis": basis,
         "skyrl_s_per_step": s_step, "trl_s_per_step": t_step,
         "ratio": s_step / t_step if s_step and t_step else None,
-        "skyrl_generate": median_after_warmup(sky["generate"]), "skyrl_train": median_after_warmup(sky["train"]),
-        "skyrl_weight_sync": median_after_warmup(sky["weight_sync"]),
-        "trl_rollout": t_rollout, "trl_generate": median_after_warmup(trl_res.get("generate", [])),
-        "trl_train": (t_step - t_rollout) if t_step is not None and t_rollout is not None else None,
+        "ratio_all_steps": (s["all"]["steps"] / t["all"]["steps"]) if s["all"]["steps"] and t["all"]["steps"]
+        else None,
+        "skyrl": s, "trl": t,
         "skyrl_completion_length": sky["completion_length"], "trl_completion_length": trl_res["completion_length"],
         "skyrl_wall_s": sky["wall_s"], "trl_wall_s": trl_res["wall_s"],
-        "skyrl_load": (sky["load_before"], sky["load_after"]), "trl_load": (trl_res["load_before"],
-                                                                           trl_res["load_after"]),
         "skyrl_raw": sky, "trl_raw": trl_res,
     }
 
 
-def print_report(rows: list[dict[str, Any]], steps: int, threads: int) -> None:
+def _fmt(value: float | None, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_report(rows: list[dict[str, Any]], steps: int, threads: int, idle_cores: float) -> None:
     print()
-    print(f"GRPO step, {PROMPTS} prompts x {SAMPLES} samples x {NEW_TOKENS} new tokens, fp32, CPU, "
-          f"{os.cpu_count()} cores, torch threads {threads}; median of steps 2..{steps}")
-    head = f"{'size':<5} {'params':>7} {'skyrl s/step':>12} {'trl s/step':>10} {'skyrl/trl':>9}"
+    print(f"GRPO step: {PROMPTS} prompts x {SAMPLES} samples x {NEW_TOKENS} new tokens, fp32, CPU, "
+          f"{os.cpu_count()} cores, torch threads {threads}; steps 2..{steps} of each run; 'clean' = steps during "
+          f"which other processes used < {idle_cores} cores")
+    head = (f"{'size':<5} {'params':>7} {'skyrl s/step':>12} {'trl s/step':>10} {'skyrl/trl':>9} {'from':>7} "
+            f"{'clean sky/trl':>13} {'all-steps ratio':>15}")
     print(head)
     print("-" * len(head))
     for r in rows:
+        s, t = r["skyrl"], r["trl"]
         print(f"{r['size']:<5} {r['params'] / 1e6:>6.1f}M {_fmt(r['skyrl_s_per_step']):>12} "
-              f"{_fmt(r['trl_s_per_step']):>10} {_fmt(r['ratio'], '.2f'):>9}")
+              f"{_fmt(r['trl_s_per_step']):>10} {_fmt(r['ratio']):>9} {r['basis']:>7} "
+              f"{str(s['n_clean']) + '/' + str(s['n_steps']) + ' ' + str(t['n_clean']) + '/' + str(t['n_steps']):>13} "
+              f"{_fmt(r['ratio_all_steps']):>15}")
     print()
-    print("where the time goes (medians, s):")
-    head = (f"{'size':<5} {'sky gen':>8} {'sky train':>9} {'sky sync':>8} {'trl rollout':>11} {'trl gen':>8} "
-            f"{'trl train':>9} {'len sky/trl':>11} {'wall sky/trl':>12} {'load sky':>11} {'load trl':>11}")
+    print("where the time goes (medians in s over the same steps as above):")
+    head = (f"{'size':<5} {'sky gen':>8} {'sky train':>9} {'sky sync':>8} {'sky other':>9} {'trl rollout':>11} "
+            f"{'trl gen':>8} {'trl train':>9} {'len sky/trl':>11} {'min sky/trl':>11} {'wall sky/trl':>12}")
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['size']:<5} {_fmt(r['skyrl_generate']):>8} {_fmt(r['skyrl_train']):>9} "
-              f"{_fmt(r['skyrl_weight_sync']):>8} {_fmt(r['trl_rollout']):>11} {_fmt(r['trl_generate']):>8} "
-              f"{_fmt(r['trl_train']):>9} "
+        s, t = r["skyrl"]["best"], r["trl"]["best"]
+        parts = [s["generate"], s["train"], s["weight_sync"]]
+        other = s["steps"] - sum(parts) if s["steps"] is not None and None not in parts else None
+        print(f"{r['size']:<5} {_fmt(s['generate']):>8} {_fmt(s['train']):>9} {_fmt(s['weight_sync']):>8} "
+              f"{_fmt(other):>9} {_fmt(t['rollout']):>11} {_fmt(t['generate']):>8} {_fmt(t['train']):>9} "
               f"{_fmt(r['skyrl_completion_length'], '.1f') + '/' + _fmt(r['trl_completion_length'], '.1f'):>11} "
-              f"{_fmt(r['skyrl_wall_s'], '.0f') + '/' + _fmt(r['trl_wall_s'], '.0f'):>12} "
-              f"{_fmt(r['skyrl_load'][0], '.1f') + '->' + _fmt(r['skyrl_load'][1], '.1f'):>11} "
-              f"{_fmt(r['trl_load'][0], '.1f') + '->' + _fmt(r['trl_load'][1], '.1f'):>11}")
+              f"{_fmt(r['skyrl']['min_step']) + '/' + _fmt(r['trl']['min_step']):>11} "
+              f"{_fmt(r['skyrl_wall_s'], '.0f') + '/' + _fmt(r['trl_wall_s'], '.0f'):>12}")
     print()
-    print("sky gen/train/sync = skyrl timing/generate, timing/train (old log-probs + update), timing/weight_sync; "
-          "trl rollout = generate + reward + advantages, trl train = step - rollout; len = mean completion tokens; "
-          "wall = whole subprocess incl. start-up; load = 1-min load average before->after.")
+    print("sky gen/train/sync: skyrl's timing/generate, timing/train (old log-probs + advantages + update), "
+          "timing/weight_sync; sky other: the rest of timing/step (engine sleep, batch building).")
+    print("trl rollout: generate + reward + advantages; trl gen: model.generate alone; trl train: step - rollout. "
+          "len: mean completion tokens; min: fastest step; wall: whole subprocess, start-up included.")
     for r in rows:
-        print(f"{r['size']} per-step s: skyrl {[round(x, 2) for x in r['skyrl_raw']['steps']]}, "
-              f"trl {[round(x, 2) for x in r['trl_raw']['steps']]}")
+        for name in ("skyrl", "trl"):
+            steps_s = [round(x, 2) for x in r[f"{name}_raw"]["steps"]]
+            others = [None if x is None else round(x, 2) for x in r[name]["others_cores"]]
+            print(f"{r['size']} {name:<5} per-step s {steps_s}, others' cores {others}")
 
 
 # -- main -------------------------------------------------------------------------------------------------------
@@ -417,6 +591,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke test: only 10m, 3 steps")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of the TRL process (default: os.cpu_count(), as skyrl gives its actors)")
+    parser.add_argument("--idle-cores", type=float, default=0.25,
+                        help="a step is clean when other processes used fewer cores than this during it")
+    parser.add_argument("--wait-idle", type=float, default=300,
+                        help="seconds to wait at most, before each run, for the machine to be that idle (0: don't)")
     parser.add_argument("--workdir", default=None, help="keep models, data, logs and runs here (default: a temp dir)")
     parser.add_argument("--json", default=None, help="also write the results as JSON to this file")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per framework run")
@@ -441,6 +619,17 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or os.cpu_count() or 1
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="grpo_vs_trl_"))
     root.mkdir(parents=True, exist_ok=True)
+    monitor = CpuMonitor().start()
+    if not monitor.available:
+        print("no /proc: cannot tell clean steps from loaded ones; all steps count", flush=True)
+
+    def settle(what: str) -> None:
+        if args.wait_idle > 0 and monitor.available:
+            waited, cores = monitor.wait_idle(args.idle_cores, args.wait_idle)
+            note = "" if cores is not None and cores < args.idle_cores else " (still busy, going on)"
+            print(f"  waited {waited:.0f}s for an idle machine before {what}: others at {_fmt(cores)} cores{note}",
+                  flush=True)
+
     rows = []
     try:
         train_file = build_data(root / "data", args.steps)
@@ -449,20 +638,23 @@ def main(argv: list[str] | None = None) -> int:
             workdir.mkdir(parents=True, exist_ok=True)
             model = build_model(workdir / "model", SIZES[size])
             params = count_params(model)
-            print(f"[{size}] {params / 1e6:.1f}M params in {model}; skyrl, {args.steps} steps ...", flush=True)
+            print(f"[{size}] {params / 1e6:.1f}M parameters in {model}", flush=True)
+            settle("skyrl")
             sky = run_skyrl(model, train_file, workdir, args.steps, args.timeout)
-            print(f"[{size}] skyrl s/step {[round(x, 2) for x in sky['steps']]}; TRL, {args.steps} steps ...",
-                  flush=True)
+            print(f"[{size}] skyrl s/step {[round(x, 2) for x in sky['steps']]}", flush=True)
+            settle("TRL")
             trl_res = run_trl(model, train_file, workdir, args.steps, threads, args.timeout)
             print(f"[{size}] trl   s/step {[round(x, 2) for x in trl_res['steps']]}", flush=True)
-            rows.append(summarize(size, params, sky, trl_res))
+            rows.append(summarize(size, params, sky, trl_res, monitor, args.idle_cores))
     finally:
+        monitor.stop()
         if not args.workdir:
             shutil.rmtree(root, ignore_errors=True)
-    print_report(rows, args.steps, threads)
+    print_report(rows, args.steps, threads, args.idle_cores)
     if args.json:
         Path(args.json).write_text(json.dumps({"steps": args.steps, "threads": threads, "cpus": os.cpu_count(),
-                                               "results": rows}, indent=2, default=str))
+                                               "idle_cores": args.idle_cores, "results": rows}, indent=2,
+                                              default=str))
     return 0
 
 

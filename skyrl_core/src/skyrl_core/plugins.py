@@ -6,12 +6,16 @@ Environment variables (all documented in ``docs/plugins/writing-plugins.md``):
 - ``SKYRL_STRICT_PLUGINS=1``: a plugin that fails to import is an error instead of a warning.
 - ``SKYRL_TRACE_PLUGINS=1``: print every hook call, its arguments and results to stderr.
 - ``SKYRL_PLUGIN_FILES=a.py:b.py``: plain-file plugins (set by ``skyrl run --plugin``; how they reach Ray workers).
+- ``SKYRL_PLUGIN_SOURCES``: JSON ``{path: source}`` of those files, so a worker on another node without the file
+  writes it to a local cache folder and imports it under the same module name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata as md
+import json
 import os
 import sys
 import warnings
@@ -28,6 +32,7 @@ from skyrl_core.registry import PluginInfo, Registration, Registry
 
 ENTRY_POINT_GROUP = "skyrl"
 PLUGIN_FILES_ENV = "SKYRL_PLUGIN_FILES"
+PLUGIN_SOURCES_ENV = "SKYRL_PLUGIN_SOURCES"
 
 #: Modules of skyrl-core that register the built-ins through the same hooks as any plugin.
 DEFAULT_PLUGINS = (
@@ -38,6 +43,16 @@ DEFAULT_PLUGINS = (
     "skyrl_core.default_plugins.weight_sync",
     "skyrl_core.default_plugins.loggers",
 )
+
+
+def _materialize(path: str, source: str) -> str:
+    """Write a plugin file's source to a per-user cache folder (same file name, so the same module name)."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    folder = Path(os.environ.get("SKYRL_CACHE_DIR", "~/.cache/skyrl")).expanduser() / "plugin_files" / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / Path(path).name
+    target.write_text(source)
+    return str(target)
 
 
 class PluginLoadWarning(UserWarning):
@@ -73,7 +88,10 @@ class PluginManager:
             self.add(module, PluginInfo(module_name, "skyrl-core", core, f"builtin:{module_name}", builtin=True))
         if entry_points:
             self.load_entry_points()
+        sources = json.loads(os.environ.get(PLUGIN_SOURCES_ENV) or "{}")
         for path in filter(None, os.environ.get(PLUGIN_FILES_ENV, "").split(os.pathsep)):
+            if not Path(path).is_file() and path in sources:
+                path = _materialize(path, sources[path])
             self.load_file(path)
 
     # -- loading ------------------------------------------------------------------------------------------------
@@ -128,7 +146,12 @@ class PluginManager:
                 f"plugin file '{file}' failed to import: {type(exc).__name__}: {exc}. Fix the file, "
                 f"or run without --plugin {path}."
             ) from exc
-        self.add(module, PluginInfo(f"file:{file}", str(file), "file", f"file:{file}"))
+        try:
+            self.add(module, PluginInfo(f"file:{file}", str(file), "file", f"file:{file}"))
+        except pluggy.PluginValidationError as exc:
+            raise PluginLoadError(
+                f"plugin file '{file}' is invalid: {exc}. Hook names are listed in docs/plugins/hooks.md."
+            ) from exc
         return module
 
     def _report_failure(self, info: PluginInfo, exc: Exception) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 #: Environment variables passed on to every Ray worker.
 FORWARDED_ENV = (
     "SKYRL_PLUGIN_FILES",
+    "SKYRL_PLUGIN_SOURCES",
     "SKYRL_LOAD_PLUGINS",
     "SKYRL_STRICT_PLUGINS",
     "SKYRL_TRACE_PLUGINS",

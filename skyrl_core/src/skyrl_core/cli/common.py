@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,7 +14,7 @@ from rich.markup import escape
 
 from skyrl_core.config.loader import RunArgs, resolve_config
 from skyrl_core.config.schema import SkyRLConfig
-from skyrl_core.plugins import PLUGIN_FILES_ENV, get_plugin_manager
+from skyrl_core.plugins import PLUGIN_FILES_ENV, PLUGIN_SOURCES_ENV, get_plugin_manager
 
 console = Console()
 console_err = Console(stderr=True)
@@ -42,6 +44,7 @@ def load_run_config(
             known.append(module.__file__)
     if known:
         os.environ[PLUGIN_FILES_ENV] = os.pathsep.join(known)
+        os.environ[PLUGIN_SOURCES_ENV] = json.dumps({path: Path(path).read_text() for path in known})
     return resolve_config(RunArgs(env=env, algo=algo, config_file=config_file, overrides=tuple(overrides)), pm)
 
 

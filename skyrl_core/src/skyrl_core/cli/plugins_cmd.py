@@ -13,6 +13,17 @@ from skyrl_core.plugins import PluginManager, get_plugin_manager
 from skyrl_core.registry import KIND_LABELS
 
 
+def _descriptions(pm: PluginManager, plugin_name: str) -> dict[str, dict[str, str]]:
+    """kind -> name -> one-line description, for the names a plugin registered with a description."""
+    found: dict[str, dict[str, str]] = {}
+    for kind, names in pm.registered_by(plugin_name).items():
+        entries = {name: pm.registry(kind).entry(name).description for name in names}
+        described = {name: text.strip().splitlines()[0] for name, text in entries.items() if text and text.strip()}
+        if described:
+            found[kind] = described
+    return found
+
+
 def plugin_rows(pm: PluginManager, include_builtin: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for info in pm.plugins.values():
@@ -26,6 +37,7 @@ def plugin_rows(pm: PluginManager, include_builtin: bool) -> list[dict[str, Any]
             "loaded": True,
             "hooks": pm.hooks_of(info.name),
             "registered": pm.registered_by(info.name),
+            "descriptions": _descriptions(pm, info.name),
         })
     for info, message in pm.failures:
         rows.append({
