@@ -41,7 +41,7 @@ Post-processing, in the ``"train"`` phase only (eval reports the env's rewards u
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -150,6 +150,8 @@ class AgentLoopGenerator(Generator):
             raise UserError("generator.use_conversation_multi_turn=false is not supported by the default generator")
         self.max_input_length = gen.max_input_length or config.trainer.max_prompt_length
         self.observations = ObservationEncoder(tokenizer)
+        #: Called as ``on_progress(finished, total)`` before every turn and at the end (the trainer's progress bar).
+        self.on_progress: Callable[[int, int], None] | None = None
 
     def generate(self, batch: GeneratorInput) -> GeneratorOutput:
         if batch.sampling.max_tokens < 1:
@@ -167,6 +169,8 @@ class AgentLoopGenerator(Generator):
                 runner.close_all(
                     [EnvCall(t.env_class, "close", t.env.close) for t in trajectories if t.env is not None]
                 )
+        if self.on_progress is not None:
+            self.on_progress(len(trajectories), len(trajectories))
         if batch.phase == "train":
             self._post_process(trajectories)
         return GeneratorOutput(
@@ -228,6 +232,8 @@ class AgentLoopGenerator(Generator):
         """Generate turn by turn until every trajectory is finished."""
         warned = False
         while live := [t for t in trajectories if t.stop_reason is None]:
+            if self.on_progress is not None:
+                self.on_progress(len(trajectories) - len(live), len(trajectories))
             requests = [
                 GenerationRequest(
                     prompt_token_ids=t.prompt_ids + t.response_ids, sampling=batch.sampling, session_id=str(t.index)

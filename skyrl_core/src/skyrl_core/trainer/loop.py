@@ -17,6 +17,7 @@ from skyrl_core.algorithms.reduction import masked_mean, masked_whiten
 from skyrl_core.generator import GeneratorInput, sampling_params_from_config
 from skyrl_core.trainer.batch import RolloutBatch, build_batch, split_for_workers
 from skyrl_core.trainer.metrics import rollout_metrics, sample_records
+from skyrl_core.trainer.progress import generation_progress
 from skyrl_core.trainer.weight_sync import WeightSyncDriver
 
 
@@ -63,11 +64,12 @@ class Trainer:
         start = time.perf_counter()
         rows = [row for row in prompts for _ in range(n)]
         self.actors.wake_engines()
-        output = self.generator.generate(GeneratorInput(
-            prompts=[r.prompt for r in rows], env_classes=[r.env_class for r in rows],
-            env_extras=[r.extras for r in rows], group_ids=[r.index for r in rows],
-            sampling=sampling_params_from_config(config.generator.sampling_params), phase="train",
-        ))
+        with generation_progress(self.generator, f"step {self.global_step}: generating"):
+            output = self.generator.generate(GeneratorInput(
+                prompts=[r.prompt for r in rows], env_classes=[r.env_class for r in rows],
+                env_extras=[r.extras for r in rows], group_ids=[r.index for r in rows],
+                sampling=sampling_params_from_config(config.generator.sampling_params), phase="train",
+            ))
         timings["timing/generate"] = time.perf_counter() - start
         self.actors.sleep_engines()
         batch = build_batch(output, [r.index for r in rows], self.tokenizer.pad_token_id)
@@ -145,11 +147,12 @@ class Trainer:
         outputs, groups = [], []
         for start in range(0, len(self.val_rows), size):
             rows = [row for row in self.val_rows[start : start + size] for _ in range(k)]
-            outputs.append(self.generator.generate(GeneratorInput(
-                prompts=[r.prompt for r in rows], env_classes=[r.env_class for r in rows],
-                env_extras=[r.extras for r in rows], group_ids=[r.index for r in rows],
-                sampling=sampling_params_from_config(generator.eval_sampling_params), phase="eval",
-            )))
+            with generation_progress(self.generator, "eval: generating"):
+                outputs.append(self.generator.generate(GeneratorInput(
+                    prompts=[r.prompt for r in rows], env_classes=[r.env_class for r in rows],
+                    env_extras=[r.extras for r in rows], group_ids=[r.index for r in rows],
+                    sampling=sampling_params_from_config(generator.eval_sampling_params), phase="eval",
+                )))
             groups.append([r.index for r in rows])
         metrics: dict[str, float] = {}
         weights = [len(g) for g in groups]
