@@ -516,7 +516,10 @@ def summarize(size: str, params: int, sky: dict[str, Any], trl_res: dict[str, An
     trl_res = dict(trl_res)
     rollout = trl_res.get("rollout") or []
     trl_res["train"] = [s - r for s, r in zip(trl_res["steps"], rollout)]
-    s = step_stats(sky, ["generate", "train", "weight_sync"], monitor, idle_cores)
+    sky = dict(sky)
+    sky["other"] = [None if None in (s, g, t, w) else s - g - t - w
+                    for s, g, t, w in zip(sky["steps"], sky["generate"], sky["train"], sky["weight_sync"])]
+    s = step_stats(sky, ["generate", "train", "weight_sync", "other"], monitor, idle_cores)
     t = step_stats(trl_res, ["rollout", "generate", "train"], monitor, idle_cores)
     both_clean = s["clean"] is not None and t["clean"] is not None
     basis = "clean" if both_clean else "all"
@@ -561,10 +564,8 @@ def print_report(rows: list[dict[str, Any]], steps: int, threads: int, idle_core
     print("-" * len(head))
     for r in rows:
         s, t = r["skyrl"]["best"], r["trl"]["best"]
-        parts = [s["generate"], s["train"], s["weight_sync"]]
-        other = s["steps"] - sum(parts) if s["steps"] is not None and None not in parts else None
         print(f"{r['size']:<5} {_fmt(s['generate']):>8} {_fmt(s['train']):>9} {_fmt(s['weight_sync']):>8} "
-              f"{_fmt(other):>9} {_fmt(t['rollout']):>11} {_fmt(t['generate']):>8} {_fmt(t['train']):>9} "
+              f"{_fmt(s['other']):>9} {_fmt(t['rollout']):>11} {_fmt(t['generate']):>8} {_fmt(t['train']):>9} "
               f"{_fmt(r['skyrl_completion_length'], '.1f') + '/' + _fmt(r['trl_completion_length'], '.1f'):>11} "
               f"{_fmt(r['skyrl']['min_step']) + '/' + _fmt(r['trl']['min_step']):>11} "
               f"{_fmt(r['skyrl_wall_s'], '.0f') + '/' + _fmt(r['trl_wall_s'], '.0f'):>12}")
@@ -578,6 +579,15 @@ def print_report(rows: list[dict[str, Any]], steps: int, threads: int, idle_core
             steps_s = [round(x, 2) for x in r[f"{name}_raw"]["steps"]]
             others = [None if x is None else round(x, 2) for x in r[name]["others_cores"]]
             print(f"{r['size']} {name:<5} per-step s {steps_s}, others' cores {others}")
+        sky, trl_raw = r["skyrl_raw"], r["trl_raw"]
+        print(f"{r['size']} skyrl per-step generate/train/weight_sync s: "
+              f"{_zip_rounded(sky['generate'], sky['train'], sky['weight_sync'])}")
+        print(f"{r['size']} trl   per-step generate/rollout/train s: "
+              f"{_zip_rounded(trl_raw['generate'], trl_raw['rollout'], trl_raw['train'])}")
+
+
+def _zip_rounded(*series: list[float | None]) -> list[tuple[float | None, ...]]:
+    return [tuple(None if x is None else round(x, 2) for x in row) for row in zip(*series)]
 
 
 # -- main -------------------------------------------------------------------------------------------------------

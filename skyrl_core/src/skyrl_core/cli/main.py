@@ -44,13 +44,14 @@ def cli(debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from skyrl_core.cli import config_cmd, data_cmd, model_cmd, plugins_cmd, run_cmd
+    from skyrl_core.cli import config_cmd, data_cmd, model_cmd, new_cmd, plugins_cmd, run_cmd
 
     cli.add_command(plugins_cmd.plugins)
     cli.add_command(config_cmd.config)
     cli.add_command(run_cmd.run)
     cli.add_command(model_cmd.model)
     cli.add_command(data_cmd.data)
+    cli.add_command(new_cmd.new)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings API
