@@ -101,10 +101,11 @@ class Trainer:
         forward_inputs = {k: tensors[k] for k in ("sequences", "attention_mask", "loss_mask")}
         if self.actors.ref is not None:
             tensors["ref_logprobs"] = self.actors.compute_logprobs(self.actors.ref, forward_inputs)
-        tensors["old_logprobs"] = self.actors.compute_logprobs(self.actors.policy, forward_inputs)
-        diff = (tensors["old_logprobs"] - tensors["rollout_logprobs"]).abs()
-        metrics = {"rollout/logprob_diff_mean": float(masked_mean(diff, mask)),
-                   "rollout/logprob_diff_max": float((diff * mask).max()) if mask.any() else 0.0}
+        metrics: dict[str, float] = {}
+        if not self._on_policy():
+            tensors["old_logprobs"] = self.actors.compute_logprobs(self.actors.policy, forward_inputs)
+            diff = (tensors["old_logprobs"] - tensors["rollout_logprobs"]).abs()
+            metrics["rollout/logprob_diff_mean"] = float(masked_mean(diff, mask))
         if algorithm.zero_variance_filter:
             tensors["loss_mask"] = mask = mask * _varying_groups(tensors["token_rewards"].sum(-1), batch.group_ids)
         advantages, _returns = self.estimator(
@@ -116,6 +117,12 @@ class Trainer:
         tensors["advantages"] = advantages.float() * mask
         metrics["advantages/mean"] = float(masked_mean(tensors["advantages"], mask))
         return metrics
+
+    def _on_policy(self) -> bool:
+        """One optimizer step per batch: the policy that trains is the one that sampled, so the old log-probs are
+        the training forward's own (detached) and no separate forward pass is needed."""
+        trainer = self.config.trainer
+        return trainer.update_epochs_per_batch == 1 and trainer.policy_mini_batch_size == trainer.train_batch_size
 
     def _train(self, batch: RolloutBatch) -> dict[str, float]:
         trainer = self.config.trainer

@@ -28,8 +28,13 @@ def response_logprobs(
     temperature: float = 1.0,
     bf16: bool = False,
     with_entropy: bool = False,
+    entropy_grad: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(logprobs, entropy)`` of the last ``num_response`` columns, each ``[batch, num_response]``."""
+    """``(logprobs, entropy)`` of the last ``num_response`` columns, each ``[batch, num_response]``.
+
+    The entropy is only part of the autograd graph with ``entropy_grad`` (an entropy bonus in the loss); as a
+    metric it is computed without one.
+    """
     device_type = sequences.device.type
     autocast = torch.autocast(device_type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     with autocast:
@@ -44,5 +49,8 @@ def response_logprobs(
         logits = logits / temperature
     targets = sequences[:, -num_response:]
     logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    entropy = entropy_from_logits(logits) if with_entropy else None
+    entropy = None
+    if with_entropy:
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            entropy = entropy_from_logits(logits if entropy_grad else logits.detach())
     return logprobs, entropy

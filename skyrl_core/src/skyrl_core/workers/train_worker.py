@@ -19,6 +19,8 @@ from skyrl_core.workers.logprobs import response_logprobs
 from skyrl_core.workers.setup import load_worker_config, set_threads
 
 Batch = dict[str, torch.Tensor]
+#: The per-micro-batch sums a mini-batch's metrics are made of (all-reduced over the worker group).
+_SUMS = ("policy", "kl", "entropy", "tokens", "logprob_diff")
 
 
 class TrainWorker:
@@ -112,11 +114,13 @@ class TrainWorker:
         sums, loss_metrics = self._accumulate(batch, spec)
         grad_norm = self.strategy.clip_grad_norm(self.config.trainer.policy.optimizer_config.max_grad_norm)
         self.strategy.optimizer_step()
-        self.strategy.all_reduce_sum(sums)
-        metrics = {"loss/policy": float(sums[0]), "entropy": float(sums[2] / sums[3].clamp(min=1)),
-                   "grad_norm": grad_norm}
+        totals = dict(zip(_SUMS, self.strategy.all_reduce_sum(sums).tolist(), strict=True))
+        tokens = max(totals["tokens"], 1.0)
+        metrics = {"loss/policy": totals["policy"], "entropy": totals["entropy"] / tokens, "grad_norm": grad_norm}
         if self.config.trainer.algorithm.use_kl_loss:
-            metrics["loss/kl"] = float(sums[1])
+            metrics["loss/kl"] = totals["kl"]
+        if "old_logprobs" not in batch:  # on-policy: the trainer's log-probs are measured here, not before
+            metrics["rollout/logprob_diff_mean"] = totals["logprob_diff"] / tokens
         metrics.update({f"policy/{k}": v for k, v in loss_metrics.items()})
         return metrics
 
@@ -125,30 +129,38 @@ class TrainWorker:
         rows: list[int] = spec["rows"]
         micro = max(1, self.config.trainer.micro_train_batch_size_per_gpu)
         chunks = [rows[i : i + micro] for i in range(0, len(rows), micro)]
-        sums = torch.zeros(4, dtype=torch.float64)  # policy loss, kl, entropy * tokens, tokens
+        sums = torch.zeros(len(_SUMS), dtype=torch.float64)
         loss_metrics: dict[str, float] = {}
         self.strategy.model.train()
         for i, chunk in enumerate(chunks):
             index = torch.tensor(chunk, device=self.strategy.device)
             part = {k: v.index_select(0, index) for k, v in batch.items()}
             with self.strategy.no_sync() if i < len(chunks) - 1 else contextlib.nullcontext():
-                pieces = self._micro_loss(part, spec, self.config.trainer.algorithm)
+                loss, parts, metrics = self._micro_loss(part, spec, self.config.trainer.algorithm)
                 # DDP averages gradients over ranks; the reduction already divides by global counts.
-                self.strategy.backward(pieces["loss"] * self.world_size)
-            sums += torch.tensor([pieces["policy"], pieces["kl"], pieces["entropy_sum"], pieces["tokens"]],
-                                 dtype=torch.float64)
-            for key, value in pieces["metrics"].items():
+                self.strategy.backward(loss * self.world_size)
+            sums += torch.tensor([parts[name] for name in _SUMS], dtype=torch.float64)
+            for key, value in metrics.items():
                 loss_metrics[key] = loss_metrics.get(key, 0.0) + value / len(chunks)
         return sums, loss_metrics
 
-    def _micro_loss(self, part: Batch, spec: dict[str, Any], algorithm: Any) -> dict[str, Any]:
+    def _micro_loss(
+        self, part: Batch, spec: dict[str, Any], algorithm: Any
+    ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
+        """The micro-batch's share of the mini-batch loss, the sums behind the metrics, and the loss's metrics.
+
+        Without ``old_logprobs`` in the batch (one optimizer step per batch: the data is on-policy), the old
+        log-probs are the current ones detached, which saves a forward pass over the batch.
+        """
         mask = part["loss_mask"]
         logprobs, entropy = response_logprobs(
             self.strategy.model, part["sequences"], part["attention_mask"], mask.shape[1],
             temperature=self.temperature, bf16=self.config.trainer.bf16, with_entropy=True,
+            entropy_grad=algorithm.use_entropy_loss,
         )
+        old = part["old_logprobs"] if "old_logprobs" in part else logprobs.detach()
         token_losses, metrics = self.loss_fn(
-            log_probs=logprobs, old_log_probs=part["old_logprobs"], advantages=part["advantages"], loss_mask=mask,
+            log_probs=logprobs, old_log_probs=old, advantages=part["advantages"], loss_mask=mask,
             config=algorithm, rollout_log_probs=part.get("rollout_logprobs"),
         )
         reduce = {
@@ -159,18 +171,18 @@ class TrainWorker:
         }
         policy_loss = reduce_loss(token_losses, mask, **reduce)
         loss = policy_loss
-        kl_value = 0.0
+        sums = {"policy": float(policy_loss.detach()), "kl": 0.0, "tokens": float(mask.sum()),
+                "entropy": float((entropy.detach() * mask).sum()), "logprob_diff": 0.0}
         if algorithm.use_kl_loss and "ref_logprobs" in part:
             kl = kl_penalty(logprobs, part["ref_logprobs"], algorithm.kl_estimator_type)
             kl_loss = reduce_loss(kl, mask, **reduce)
             loss = loss + algorithm.kl_loss_coef * kl_loss
-            kl_value = float(kl_loss.detach())
+            sums["kl"] = float(kl_loss.detach())
         if algorithm.use_entropy_loss:
             loss = loss - algorithm.entropy_loss_coef * reduce_loss(entropy, mask, **reduce)
-        tokens = float(mask.sum())
-        entropy_sum = float((entropy.detach() * mask).sum())
-        return {"loss": loss, "policy": float(policy_loss.detach()), "kl": kl_value, "entropy_sum": entropy_sum,
-                "tokens": tokens, "metrics": metrics}
+        if "rollout_logprobs" in part:
+            sums["logprob_diff"] = float(((logprobs.detach() - part["rollout_logprobs"]).abs() * mask).sum())
+        return loss, sums, metrics
 
     # -- weights ------------------------------------------------------------------------------------------------
 
