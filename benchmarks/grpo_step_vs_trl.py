@@ -14,7 +14,8 @@ What is compared
 
 How
     For each size, skyrl runs first, then TRL, never at the same time (on a 2-core machine any overlap would
-    dominate the numbers):
+    dominate the numbers); with ``--rounds N`` each framework runs N times, the order alternating between rounds
+    (skyrl-TRL, TRL-skyrl, ...), and the steps of all rounds are pooled:
 
     - skyrl: ``python -m skyrl_core.cli.main run --env multiply --algo grpo ...`` in a subprocess (a fresh local
       Ray cluster: driver, one ``ddp`` policy worker, one ``hf`` inference engine, CPU weight sync). Per-step
@@ -29,9 +30,9 @@ How
       ``on_step_begin`` to ``on_step_end``; ``_generate_and_score_completions`` (generation, reward, advantages)
       and ``_generate_single_turn`` (``model.generate`` only) are wrapped to time the rollout part.
 
-    The first step of each run is a warm-up and is dropped. The ratio is ``skyrl / trl`` seconds per step (below
-    1: skyrl is faster). Start-up (Ray, model loading) is not in the per-step figures; the total wall time of each
-    subprocess is printed as well.
+    The first step of each run is a warm-up and is dropped; the figures are medians over the remaining steps. The
+    ratio is ``skyrl / trl`` seconds per step (below 1: skyrl is faster). Start-up (Ray, model loading) is not in
+    the per-step figures; the total wall time of each subprocess is printed as well.
 
 Shared machines
     Other processes on the machine slow both sides by far more than their share of the CPU (torch's OpenMP
@@ -45,13 +46,18 @@ Shared machines
     - reports, per framework, the median over the *clean* steps (others below ``--idle-cores`` cores) next to the
       median over all steps, and computes the ratio from the clean medians when both sides have clean steps.
 
-    Compare numbers only from runs with clean steps; rerun (or raise ``--steps``) when a side has none.
+    Compare numbers only from runs with clean steps; rerun (or raise ``--steps``) when a side has none. Even on an
+    idle machine (a VM here), the speed of both sides drifts by 10-30% over minutes; ``--rounds 2`` or more, which
+    alternates the order, makes the ratio steadier than the absolute seconds.
 
 Caveats
-    - Not the same algorithm cost: with one mini-batch and one epoch per batch, TRL uses the policy's own detached
-      log-probs as the "old" ones (no extra pass); skyrl always runs a separate no-grad forward over the batch for
-      the old log-probs (it also reports the rollout-vs-trainer log-prob drift from it). That pass is in skyrl's
-      ``timing/train``.
+    - Old log-probs: with one mini-batch and one epoch per batch (this benchmark), TRL uses the training forward's
+      own detached log-probs as the "old" ones. skyrl does the same whenever ``update_epochs_per_batch == 1`` and
+      ``policy_mini_batch_size == train_batch_size`` (``Trainer._on_policy``, since commit 42c6242); before that it
+      ran a separate no-grad forward over the batch, inside ``timing/train``. The report prints the skyrl commit
+      it measured for that reason.
+    - Weight sync: skyrl's inference engine is a separate actor with its own copy of the weights, so every step
+      pays ``timing/weight_sync``; TRL generates with the training model itself and has no such cost.
     - Generation: skyrl's ``hf`` engine drops finished rows from the batch; TRL's ``model.generate`` keeps decoding
       finished rows until every row is done. Random tiny models rarely sample EOS, so almost every completion has
       32 tokens; the mean completion length of both sides is printed to show it.
@@ -61,8 +67,9 @@ Caveats
 
 Usage::
 
-    .venv/bin/python benchmarks/grpo_step_vs_trl.py            # both sizes, 6 steps each
-    .venv/bin/python benchmarks/grpo_step_vs_trl.py --quick    # 10m only, 3 steps: a smoke test
+    .venv/bin/python benchmarks/grpo_step_vs_trl.py             # both sizes, 6 steps each (about 3 min)
+    .venv/bin/python benchmarks/grpo_step_vs_trl.py --quick     # 10m only, 3 steps: a smoke test
+    .venv/bin/python benchmarks/grpo_step_vs_trl.py --rounds 2  # each side twice, alternating: steadier ratio
     .venv/bin/python benchmarks/grpo_step_vs_trl.py --sizes 25m --steps 8 --json out.json --workdir /tmp/bench
 """
 
@@ -289,20 +296,43 @@ def skyrl_overrides(model: Path, train_file: Path, out: Path, steps: int) -> lis
     ]
 
 
+def versions() -> dict[str, str]:
+    """Versions of what is compared, and the skyrl checkout's commit (``+dirty`` with uncommitted changes)."""
+    import importlib.metadata as md
+
+    found = {}
+    for dist in ("skyrl-core", "trl", "transformers", "torch", "ray"):
+        try:
+            found[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            found[dist] = "-"
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        found["skyrl commit"] = commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        found["skyrl commit"] = "-"
+    return found
+
+
 def _child_env() -> dict[str, str]:
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", WANDB_MODE="disabled", HF_HUB_OFFLINE="1")
     env.pop("RAY_ADDRESS", None)
     return env
 
 
-def run_skyrl(model: Path, train_file: Path, workdir: Path, steps: int, timeout: float) -> dict[str, Any]:
+def run_skyrl(model: Path, train_file: Path, workdir: Path, steps: int, timeout: float,
+              tag: str = "") -> dict[str, Any]:
     """One ``skyrl run``; per step its timings and the (monotonic) time its metrics line appeared."""
-    out = workdir / "skyrl_run"
+    out = workdir / f"skyrl_run{tag}"
     shutil.rmtree(out, ignore_errors=True)
     metrics_file = out / "metrics.jsonl"
     cmd = [sys.executable, "-m", "skyrl_core.cli.main", "run", "--env", "multiply", "--algo", "grpo",
            *skyrl_overrides(model, train_file, out, steps)]
-    log_file = workdir / "skyrl.log"
+    log_file = workdir / f"skyrl{tag}.log"
     seen: list[float] = []  # when each metrics line showed up: the step ended just before
     start = time.monotonic()
     with open(log_file, "w") as log:
@@ -348,12 +378,13 @@ def run_skyrl(model: Path, train_file: Path, workdir: Path, steps: int, timeout:
 # -- TRL --------------------------------------------------------------------------------------------------------
 
 
-def run_trl(model: Path, train_file: Path, workdir: Path, steps: int, threads: int, timeout: float) -> dict[str, Any]:
-    spec = {"model": str(model), "train_file": str(train_file), "output_dir": str(workdir / "trl_run"),
-            "steps": steps, "threads": threads, "result": str(workdir / "trl_result.json")}
-    spec_file = workdir / "trl_spec.json"
+def run_trl(model: Path, train_file: Path, workdir: Path, steps: int, threads: int, timeout: float,
+            tag: str = "") -> dict[str, Any]:
+    spec = {"model": str(model), "train_file": str(train_file), "output_dir": str(workdir / f"trl_run{tag}"),
+            "steps": steps, "threads": threads, "result": str(workdir / f"trl_result{tag}.json")}
+    spec_file = workdir / f"trl_spec{tag}.json"
     spec_file.write_text(json.dumps(spec))
-    log_file = workdir / "trl.log"
+    log_file = workdir / f"trl{tag}.log"
     start = time.monotonic()
     with open(log_file, "w") as log:
         try:
@@ -490,50 +521,64 @@ def _tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
-def step_stats(raw: dict[str, Any], parts: list[str], monitor: CpuMonitor, idle_cores: float) -> dict[str, Any]:
-    """Medians over the steps after the first: all of them, and the clean ones (others < ``idle_cores``)."""
-    others = [monitor.others_cores(a, b) for a, b in raw["windows"]]
-    keep = list(range(1, len(raw["steps"]))) or [0]
-    clean = [i for i in keep if others[i] is not None and others[i] < idle_cores]
+def pool(runs: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
+    """The steps of several runs of one framework in one list each, every run's first (warm-up) step dropped."""
+    pooled: dict[str, Any] = {key: [] for key in ["steps", "windows", *keys]}
+    for run in runs:
+        warm = 1 if len(run["steps"]) > 1 else 0
+        for key in pooled:
+            values = list(run.get(key) or [])
+            values += [None] * (len(run["steps"]) - len(values))
+            pooled[key] += values[warm:]
+    return pooled
+
+
+def step_stats(runs: list[dict[str, Any]], parts: list[str], monitor: CpuMonitor, idle_cores: float
+               ) -> dict[str, Any]:
+    """Medians over the steps after each run's first: all of them, and the clean ones (others < ``idle_cores``)."""
+    steps = pool(runs, parts)
+    others = [monitor.others_cores(a, b) for a, b in steps["windows"]]
+    every = list(range(len(steps["steps"])))
+    clean = [i for i in every if others[i] is not None and others[i] < idle_cores]
 
     def pick(key: str, rows: list[int]) -> float | None:
-        values = raw.get(key) or []
-        return _median([values[i] for i in rows if i < len(values)])
+        return _median([steps[key][i] for i in rows])
 
     stats = {
-        "others_cores": others,
-        "n_steps": len(keep), "n_clean": len(clean),
-        "all": {key: pick(key, keep) for key in ["steps", *parts]},
+        "n_steps": len(every), "n_clean": len(clean),
+        "all": {key: pick(key, every) for key in ["steps", *parts]},
         "clean": {key: pick(key, clean) for key in ["steps", *parts]} if clean else None,
-        "min_step": min(raw["steps"][i] for i in keep),
+        "min_step": min(steps["steps"]) if steps["steps"] else None,
     }
     stats["best"] = stats["clean"] or stats["all"]
+    for run in runs:
+        run["others_cores"] = [monitor.others_cores(a, b) for a, b in run["windows"]]
     return stats
 
 
-def summarize(size: str, params: int, sky: dict[str, Any], trl_res: dict[str, Any], monitor: CpuMonitor,
-              idle_cores: float) -> dict[str, Any]:
-    trl_res = dict(trl_res)
-    rollout = trl_res.get("rollout") or []
-    trl_res["train"] = [s - r for s, r in zip(trl_res["steps"], rollout)]
-    sky = dict(sky)
-    sky["other"] = [None if None in (s, g, t, w) else s - g - t - w
-                    for s, g, t, w in zip(sky["steps"], sky["generate"], sky["train"], sky["weight_sync"])]
-    s = step_stats(sky, ["generate", "train", "weight_sync", "other"], monitor, idle_cores)
-    t = step_stats(trl_res, ["rollout", "generate", "train"], monitor, idle_cores)
-    both_clean = s["clean"] is not None and t["clean"] is not None
-    basis = "clean" if both_clean else "all"
+def summarize(size: str, params: int, sky_runs: list[dict[str, Any]], trl_runs: list[dict[str, Any]],
+              monitor: CpuMonitor, idle_cores: float) -> dict[str, Any]:
+    for run in trl_runs:
+        run["train"] = [s - r for s, r in zip(run["steps"], run.get("rollout") or [])]
+    for run in sky_runs:
+        run["other"] = [None if None in (s, g, t, w) else s - g - t - w
+                        for s, g, t, w in zip(run["steps"], run["generate"], run["train"], run["weight_sync"])]
+    s = step_stats(sky_runs, ["generate", "train", "weight_sync", "other"], monitor, idle_cores)
+    t = step_stats(trl_runs, ["rollout", "generate", "train"], monitor, idle_cores)
+    basis = "clean" if s["clean"] is not None and t["clean"] is not None else "all"
     s_step, t_step = s[basis]["steps"], t[basis]["steps"]
+    s_all, t_all = s["all"]["steps"], t["all"]["steps"]
     return {
         "size": size, "params": params, "basis": basis,
         "skyrl_s_per_step": s_step, "trl_s_per_step": t_step,
         "ratio": s_step / t_step if s_step and t_step else None,
-        "ratio_all_steps": (s["all"]["steps"] / t["all"]["steps"]) if s["all"]["steps"] and t["all"]["steps"]
-        else None,
+        "ratio_all_steps": s_all / t_all if s_all and t_all else None,
         "skyrl": s, "trl": t,
-        "skyrl_completion_length": sky["completion_length"], "trl_completion_length": trl_res["completion_length"],
-        "skyrl_wall_s": sky["wall_s"], "trl_wall_s": trl_res["wall_s"],
-        "skyrl_raw": sky, "trl_raw": trl_res,
+        "skyrl_completion_length": _mean([r["completion_length"] for r in sky_runs if r["completion_length"]]),
+        "trl_completion_length": _mean([r["completion_length"] for r in trl_runs if r["completion_length"]]),
+        "skyrl_wall_s": _median([r["wall_s"] for r in sky_runs]),
+        "trl_wall_s": _median([r["wall_s"] for r in trl_runs]),
+        "skyrl_runs": sky_runs, "trl_runs": trl_runs,
     }
 
 
@@ -541,10 +586,13 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def print_report(rows: list[dict[str, Any]], steps: int, threads: int, idle_cores: float) -> None:
+def print_report(rows: list[dict[str, Any]], steps: int, rounds: int, threads: int, idle_cores: float,
+                 found: dict[str, str]) -> None:
     print()
+    print(", ".join(f"{name} {version}" for name, version in found.items()))
     print(f"GRPO step: {PROMPTS} prompts x {SAMPLES} samples x {NEW_TOKENS} new tokens, fp32, CPU, "
-          f"{os.cpu_count()} cores, torch threads {threads}; steps 2..{steps} of each run; 'clean' = steps during "
+          f"{os.cpu_count()} cores, torch threads {threads}; {rounds} run(s) per framework, steps 2..{steps} of "
+          f"each; 'clean' = steps during "
           f"which other processes used < {idle_cores} cores")
     head = (f"{'size':<5} {'params':>7} {'skyrl s/step':>12} {'trl s/step':>10} {'skyrl/trl':>9} {'from':>7} "
             f"{'clean sky/trl':>13} {'all-steps ratio':>15}")
@@ -570,20 +618,25 @@ def print_report(rows: list[dict[str, Any]], steps: int, threads: int, idle_core
               f"{_fmt(r['skyrl']['min_step']) + '/' + _fmt(r['trl']['min_step']):>11} "
               f"{_fmt(r['skyrl_wall_s'], '.0f') + '/' + _fmt(r['trl_wall_s'], '.0f'):>12}")
     print()
-    print("sky gen/train/sync: skyrl's timing/generate, timing/train (old log-probs + advantages + update), "
-          "timing/weight_sync; sky other: the rest of timing/step (engine sleep, batch building).")
+    print("sky gen/train/sync: skyrl's timing/generate, timing/train (advantages + update, plus an old-log-prob "
+          "forward when off-policy), timing/weight_sync; sky other: the rest of timing/step (engine sleep, batch).")
     print("trl rollout: generate + reward + advantages; trl gen: model.generate alone; trl train: step - rollout. "
           "len: mean completion tokens; min: fastest step; wall: whole subprocess, start-up included.")
     for r in rows:
         for name in ("skyrl", "trl"):
-            steps_s = [round(x, 2) for x in r[f"{name}_raw"]["steps"]]
-            others = [None if x is None else round(x, 2) for x in r[name]["others_cores"]]
-            print(f"{r['size']} {name:<5} per-step s {steps_s}, others' cores {others}")
-        sky, trl_raw = r["skyrl_raw"], r["trl_raw"]
-        print(f"{r['size']} skyrl per-step generate/train/weight_sync s: "
-              f"{_zip_rounded(sky['generate'], sky['train'], sky['weight_sync'])}")
-        print(f"{r['size']} trl   per-step generate/rollout/train s: "
-              f"{_zip_rounded(trl_raw['generate'], trl_raw['rollout'], trl_raw['train'])}")
+            for i, run in enumerate(r[f"{name}_runs"]):
+                others = [None if x is None else round(x, 2) for x in run["others_cores"]]
+                print(f"{r['size']} {name:<5} run {i + 1}: per-step s {_rounded(run['steps'])}, others' cores {others}")
+                if name == "skyrl":
+                    print(f"{'':>{len(r['size'])}} {'':<5}        generate/train/weight_sync s "
+                          f"{_zip_rounded(run['generate'], run['train'], run['weight_sync'])}")
+                else:
+                    print(f"{'':>{len(r['size'])}} {'':<5}        generate/rollout/train s "
+                          f"{_zip_rounded(run['generate'], run['rollout'], run['train'])}")
+
+
+def _rounded(values: list[float | None]) -> list[float | None]:
+    return [None if x is None else round(x, 2) for x in values]
 
 
 def _zip_rounded(*series: list[float | None]) -> list[tuple[float | None, ...]]:
@@ -598,10 +651,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10m,25m", help=f"comma-separated model sizes from {sorted(SIZES)}")
     parser.add_argument("--steps", type=int, default=6, help="training steps per framework; the first is warm-up")
-    parser.add_argument("--quick", action="store_true", help="smoke test: only 10m, 3 steps")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs per framework and size, alternating which goes first; their steps are pooled")
+    parser.add_argument("--quick", action="store_true", help="smoke test: only 10m, 3 steps, 1 round")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of the TRL process (default: os.cpu_count(), as skyrl gives its actors)")
-    parser.add_argument("--idle-cores", type=float, default=0.25,
+    parser.add_argument("--idle-cores", type=float, default=0.1,
                         help="a step is clean when other processes used fewer cores than this during it")
     parser.add_argument("--wait-idle", type=float, default=300,
                         help="seconds to wait at most, before each run, for the machine to be that idle (0: don't)")
@@ -611,13 +666,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--trl-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.sizes, args.steps = "10m", 3
+        args.sizes, args.steps, args.rounds = "10m", 3, 1
     args.sizes = [s.strip().lower() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in args.sizes if s not in SIZES]
     if unknown:
         parser.error(f"unknown size(s) {unknown}; choose from {sorted(SIZES)}")
     if args.steps < 2 and not args.trl_worker:
         parser.error("--steps must be at least 2 (the first step is a warm-up)")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     return args
 
 
@@ -649,22 +706,30 @@ def main(argv: list[str] | None = None) -> int:
             model = build_model(workdir / "model", SIZES[size])
             params = count_params(model)
             print(f"[{size}] {params / 1e6:.1f}M parameters in {model}", flush=True)
-            settle("skyrl")
-            sky = run_skyrl(model, train_file, workdir, args.steps, args.timeout)
-            print(f"[{size}] skyrl s/step {[round(x, 2) for x in sky['steps']]}", flush=True)
-            settle("TRL")
-            trl_res = run_trl(model, train_file, workdir, args.steps, threads, args.timeout)
-            print(f"[{size}] trl   s/step {[round(x, 2) for x in trl_res['steps']]}", flush=True)
-            rows.append(summarize(size, params, sky, trl_res, monitor, args.idle_cores))
+            runs: dict[str, list[dict[str, Any]]] = {"skyrl": [], "trl": []}
+            for round_ in range(args.rounds):
+                tag = f"_{round_ + 1}" if args.rounds > 1 else ""
+                # Alternate the order between rounds so a slow drift of the machine's speed does not favour a side.
+                for name in ("skyrl", "trl") if round_ % 2 == 0 else ("trl", "skyrl"):
+                    settle(name)
+                    if name == "skyrl":
+                        result = run_skyrl(model, train_file, workdir, args.steps, args.timeout, tag)
+                    else:
+                        result = run_trl(model, train_file, workdir, args.steps, threads, args.timeout, tag)
+                    runs[name].append(result)
+                    print(f"[{size}] {name:<5} s/step {_rounded(result['steps'])}", flush=True)
+            rows.append(summarize(size, params, runs["skyrl"], runs["trl"], monitor, args.idle_cores))
     finally:
         monitor.stop()
         if not args.workdir:
             shutil.rmtree(root, ignore_errors=True)
-    print_report(rows, args.steps, threads, args.idle_cores)
+    found = versions()
+    print_report(rows, args.steps, args.rounds, threads, args.idle_cores, found)
     if args.json:
-        Path(args.json).write_text(json.dumps({"steps": args.steps, "threads": threads, "cpus": os.cpu_count(),
-                                               "idle_cores": args.idle_cores, "results": rows}, indent=2,
-                                              default=str))
+        Path(args.json).write_text(json.dumps({"steps": args.steps, "rounds": args.rounds, "threads": threads,
+                                               "cpus": os.cpu_count(),
+                                               "idle_cores": args.idle_cores, "versions": found, "results": rows},
+                                              indent=2, default=str))
     return 0
 
 

@@ -66,7 +66,7 @@ def test_gradients_do_not_depend_on_micro_batch_or_workers(ray_local, plugin_man
             torch.testing.assert_close(rank_grads[name], grad, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("backend", ["gloo", "ray"])
+@pytest.mark.parametrize("backend", ["gloo", "ray", pytest.param("nccl", marks=pytest.mark.gpu)])
 def test_weight_sync_makes_engine_weights_equal_policy_weights(ray_local, plugin_manager, tiny_model_path, tmp_path,
                                                                backend):
     import ray

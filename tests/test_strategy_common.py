@@ -1,0 +1,39 @@
+"""The optimizer and schedule every strategy shares."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from skyrl_core.config.schema import OptimizerConfig
+from skyrl_core.errors import UserError
+from skyrl_core.strategy.common import build_optimizer_and_scheduler
+
+
+def _lrs(config: OptimizerConfig, steps: int) -> list[float]:
+    model = torch.nn.Linear(2, 1)
+    optimizer, scheduler = build_optimizer_and_scheduler(model, config)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+def test_constant_with_warmup_ramps_linearly_then_holds():
+    # lr * min(1, (step + 1) / warmup): 0.25, 0.5, 0.75, 1.0, 1.0 (times lr = 0.1)
+    lrs = _lrs(OptimizerConfig(lr=0.1, num_warmup_steps=4), 6)
+    assert lrs == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1, 0.1])
+
+
+def test_constant_ignores_warmup_and_adamw_settings_apply():
+    assert _lrs(OptimizerConfig(lr=0.1, num_warmup_steps=4, scheduler="constant"), 3) == pytest.approx([0.1] * 3)
+    model = torch.nn.Linear(2, 1)
+    optimizer, _ = build_optimizer_and_scheduler(model, OptimizerConfig(adam_betas=[0.8, 0.9], weight_decay=0.5))
+    assert optimizer.param_groups[0]["betas"] == (0.8, 0.9) and optimizer.param_groups[0]["weight_decay"] == 0.5
+
+
+def test_unknown_scheduler_is_a_user_error():
+    with pytest.raises(UserError, match="constant_with_warmup"):
+        _lrs(OptimizerConfig(scheduler="cosine"), 1)
