@@ -324,6 +324,22 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL, to the process group that ``proc`` leads."""
+    import signal
+
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def run_skyrl(model: Path, train_file: Path, workdir: Path, steps: int, timeout: float,
               tag: str = "") -> dict[str, Any]:
     """One ``skyrl run``; per step its timings and the (monotonic) time its metrics line appeared."""
@@ -336,11 +352,11 @@ def run_skyrl(model: Path, train_file: Path, workdir: Path, steps: int, timeout:
     seen: list[float] = []  # when each metrics line showed up: the step ended just before
     start = time.monotonic()
     with open(log_file, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_child_env())
+        # Its own process group, so that a timeout or Ctrl-C also stops the Ray processes the run started.
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_child_env(), start_new_session=True)
         try:
             while proc.poll() is None:
                 if time.monotonic() - start > timeout:
-                    proc.kill()
                     raise RuntimeError(f"skyrl run timed out after {timeout:.0f}s; see {log_file}")
                 if metrics_file.is_file():
                     lines = sum(1 for line in metrics_file.read_text().splitlines() if line.strip())
@@ -348,8 +364,7 @@ def run_skyrl(model: Path, train_file: Path, workdir: Path, steps: int, timeout:
                 time.sleep(0.2)
         finally:
             if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+                _stop_group(proc)
     wall = time.monotonic() - start
     if proc.returncode != 0:
         raise RuntimeError(f"skyrl run failed (exit {proc.returncode}); see {log_file}:\n{_tail(log_file)}")
@@ -684,6 +699,7 @@ def main(argv: list[str] | None = None) -> int:
         trl_worker(args.trl_worker)
         return 0
     threads = args.threads or os.cpu_count() or 1
+    found = versions()  # before the runs: the checkout may change while they go on
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="grpo_vs_trl_"))
     root.mkdir(parents=True, exist_ok=True)
     monitor = CpuMonitor().start()
@@ -719,11 +735,15 @@ def main(argv: list[str] | None = None) -> int:
                     runs[name].append(result)
                     print(f"[{size}] {name:<5} s/step {_rounded(result['steps'])}", flush=True)
             rows.append(summarize(size, params, runs["skyrl"], runs["trl"], monitor, args.idle_cores))
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if not args.workdir:
+            print("(rerun with --workdir DIR to keep the logs)", file=sys.stderr)
+        return 1
     finally:
         monitor.stop()
         if not args.workdir:
             shutil.rmtree(root, ignore_errors=True)
-    found = versions()
     print_report(rows, args.steps, args.rounds, threads, args.idle_cores, found)
     if args.json:
         Path(args.json).write_text(json.dumps({"steps": args.steps, "rounds": args.rounds, "threads": threads,

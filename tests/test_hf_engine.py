@@ -207,3 +207,15 @@ def test_sleep_blocks_generate_until_wake_up(model_paths):
     engine.shutdown()
     with pytest.raises(RuntimeError, match="shut down"):
         engine.generate(request)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_repeated_prompts_share_one_prefill_and_stay_exact(engines, arch):
+    engine, prompts = engines[arch], _prompts()
+    group = [prompts[0], prompts[1], prompts[0], prompts[0], prompts[1]]  # GRPO-style repeats, interleaved
+    results = engine.generate(_requests(group, max_tokens=[6] * len(group)))
+    assert len({tuple(r.token_ids) for r in results}) > 1, "repeated prompts must still be sampled independently"
+    for prompt, result in zip(group, results, strict=True):
+        logits = _full_forward_logits(engine, prompt, result.token_ids)
+        expected = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(result.token_ids)[:, None]).squeeze(-1)
+        assert torch.allclose(torch.tensor(result.logprobs), expected, atol=1e-5)

@@ -101,3 +101,13 @@ def test_explicit_backend_that_is_not_installed_exits_2(skyrl_cli, tiny_model_pa
                        "generator.backend=vllm")
     assert result.returncode == 2
     assert "skyrl-vllm" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_buckets_group_same_dtype_runs_within_the_limit():
+    from skyrl_core.weight_sync.collective import buckets
+
+    specs = [("a", (4,), "torch.float32"), ("b", (2, 2), "torch.float32"), ("c", (8,), "torch.float32"),
+             ("d", (3,), "torch.bfloat16"), ("e", (100,), "torch.float32")]
+    # a+b = 32 bytes fit in 40; c (32 bytes) would exceed it; d changes dtype; e (400 bytes) is alone
+    assert buckets(specs, 40) == [[0, 1], [2], [3], [4]]
+    assert buckets(specs, 1e9) == [[0, 1, 2], [3], [4]]

@@ -134,14 +134,14 @@ class HFEngine(InferenceEngine):
 
     def _generate_batch(self, rows: list[_Row]) -> None:
         params = rows[0].sampling
-        ids, mask = self._left_pad([row.prompt for row in rows])
         seen = None
         if params.repetition_penalty != 1.0:
+            ids, mask = self._left_pad([row.prompt for row in rows])
             # Counting, not scattering booleans, so that a pad id that is also a real prompt token stays seen.
             seen = torch.zeros(len(rows), self.model.config.vocab_size, dtype=torch.long, device=self.device)
             seen = seen.scatter_add_(1, ids, mask).bool()
         cache = DynamicCache(config=self.model.config)
-        logits = self._forward(ids, mask, (mask.cumsum(-1) - 1).clamp(min=0), cache)
+        logits, mask = self._prefill(rows, cache)
         while True:
             tokens, logprobs = _sample(logits, params, seen, self.generator)
             sampled = zip(rows, tokens.tolist(), logprobs.tolist(), strict=True)
@@ -158,6 +158,22 @@ class HFEngine(InferenceEngine):
                 seen[torch.arange(len(rows), device=self.device), tokens] = True
             mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
             logits = self._forward(tokens[:, None], mask, mask.sum(-1, keepdim=True) - 1, cache)
+
+    def _prefill(self, rows: list[_Row], cache: DynamicCache) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prefill each distinct prompt once, then copy its KV cache and logits to every row that shares it.
+
+        GRPO repeats every prompt ``n_samples_per_prompt`` times; prefilling the distinct prompts only is exact
+        (the same tokens give the same keys and values) and divides the prefill work by the group size.
+        """
+        distinct: dict[tuple[int, ...], int] = {}
+        owner = [distinct.setdefault(tuple(row.prompt), len(distinct)) for row in rows]
+        ids, mask = self._left_pad([list(prompt) for prompt in distinct])
+        logits = self._forward(ids, mask, (mask.cumsum(-1) - 1).clamp(min=0), cache)
+        if len(distinct) < len(rows):
+            index = torch.tensor(owner, device=self.device)
+            cache.batch_select_indices(index)
+            logits, mask = logits[index], mask[index]
+        return logits, mask
 
     def _left_pad(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(p) for p in prompts)

@@ -43,12 +43,14 @@ def response_logprobs(
             attention_mask=attention_mask,
             position_ids=position_ids_from_mask(attention_mask),
             use_cache=False,
+            logits_to_keep=num_response + 1,  # the LM head runs on the response positions only
         ).logits
     logits = logits[:, -num_response - 1 : -1, :].float()
     if temperature and temperature != 1.0:
         logits = logits / temperature
     targets = sequences[:, -num_response:]
-    logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    # log_softmax(x)[t] = x[t] - logsumexp(x), without materialising the [batch, tokens, vocab] log-softmax
+    logprobs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     entropy = None
     if with_entropy:
         with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
