@@ -114,3 +114,37 @@ def test_core_works_with_no_plugin_distributions(skyrl_cli):
     result = skyrl_cli("config", "show", "--algo", "grpo", env={"SKYRL_LOAD_PLUGINS": ""})
     assert result.returncode == 0, result.stderr
     assert "advantage_estimator: grpo" in result.stdout
+
+
+def test_lazy_targets_import_on_first_use_and_report_failures(plugin_manager, register_plugin):
+    from skyrl_core.errors import PluginLoadError
+
+    class Plugin:
+        @hookimpl
+        def register_environments(self, register):
+            register("lazy_ok", "skyrl_core.env.base:BaseTextEnvStepOutput")
+            register("lazy_broken", "skyrl_missing_module_for_tests:Env")
+
+    register_plugin(Plugin(), distribution="lazy-dist")
+    envs = plugin_manager.registry("environments")
+    assert envs.entry("lazy_ok").is_lazy and envs["lazy_ok"] is BaseTextEnvStepOutput
+    with pytest.raises(PluginLoadError, match="lazy_broken.*lazy-dist.*skyrl_missing_module_for_tests"):
+        envs["lazy_broken"]
+
+
+def test_listing_plugins_and_resolving_config_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from skyrl_core.plugins import PluginManager\n"
+        "from skyrl_core.config.loader import RunArgs, resolve_config\n"
+        "from skyrl_core.hookspecs import KINDS\n"
+        "pm = PluginManager()\n"
+        "[pm.registry(kind) for kind in KINDS]\n"
+        "resolve_config(RunArgs(env='multiply', algo='grpo'), pm)\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'ray') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -6,7 +6,9 @@ passes a ``register`` callback bound to that plugin::
 
     register(name, obj, *, config_cls=None, description=None)
 
-``name`` is what users type in the config (``environment.env_class=gsm8k``); ``obj`` is the registered object;
+``name`` is what users type in the config (``environment.env_class=gsm8k``); ``obj`` is the registered object,
+or a ``"package.module:Attribute"`` string imported on first use (keep heavy imports such as torch or vllm out of
+``skyrl plugins`` and config resolution this way);
 ``config_cls`` is an optional attrs class whose fields become settable by dotted keys (see each hook for the
 section it lives in); ``description`` is a one-line summary for ``skyrl plugins``. Registering a name that another
 plugin already registered for the same kind is an error naming both distributions.

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
 
-from skyrl_core.errors import DuplicateNameError, UnknownNameError
+from skyrl_core.errors import DuplicateNameError, PluginLoadError, UnknownNameError
+
+_UNLOADED = object()
 
 #: How each kind is named in messages.
 KIND_LABELS = {
@@ -48,16 +51,44 @@ class PluginInfo:
         return f"{self.distribution} {self.version}"
 
 
-@attrs.frozen
+@attrs.define
 class Registration:
-    """One registered name."""
+    """One registered name.
+
+    ``target`` is the registered object, or a ``"package.module:Attribute"`` string that is imported the first
+    time :attr:`obj` is read, so listing plugins or resolving a config never imports torch, vllm or deepspeed.
+    """
 
     kind: str
     name: str
-    obj: Any
+    target: Any
     plugin: PluginInfo
     config_cls: type | None = None
     description: str | None = None
+    _loaded: Any = attrs.field(default=_UNLOADED, init=False, repr=False, eq=False)
+
+    @property
+    def is_lazy(self) -> bool:
+        return isinstance(self.target, str) and ":" in self.target
+
+    @property
+    def obj(self) -> Any:
+        if not self.is_lazy:
+            return self.target
+        if self._loaded is _UNLOADED:
+            module_name, _, attribute = self.target.partition(":")
+            try:
+                value: Any = importlib.import_module(module_name)
+                for part in attribute.split("."):
+                    value = getattr(value, part)
+            except Exception as exc:  # noqa: BLE001 - any failure of a plugin's import is reported the same way
+                raise PluginLoadError(
+                    f"{KIND_LABELS.get(self.kind, self.kind)} '{self.name}' of {self.plugin.label()} "
+                    f"({self.plugin.entry_point}) could not be loaded from '{self.target}': "
+                    f"{type(exc).__name__}: {exc}. Reinstall {self.plugin.distribution} or fix its dependencies."
+                ) from exc
+            self._loaded = value
+        return self._loaded
 
 
 def did_you_mean(name: str, candidates: list[str] | tuple[str, ...]) -> str | None:
@@ -108,7 +139,8 @@ class Registry(Mapping[str, Any]):
             parts[-1] += f" (more: {hint})"
         for failure in self._load_failures:
             parts.append(f"Note: {failure}")
-        return UnknownNameError(". ".join(parts[:2]) + ("\n" + "\n".join(parts[2:]) if parts[2:] else ""))
+        head = parts[0] + ("" if parts[0].endswith("?") else ".") + " " + parts[1]
+        return UnknownNameError(head + ("\n" + "\n".join(parts[2:]) if parts[2:] else ""))
 
     def __getitem__(self, name: str) -> Any:
         return self.entry(name).obj

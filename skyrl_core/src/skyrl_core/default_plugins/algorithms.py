@@ -20,20 +20,20 @@ _LOSS_DOCS = {
 }
 
 
+#: Registered name -> function in skyrl_core.algorithms.advantages / .losses (imported on first use).
+_ESTIMATOR_FUNCTIONS = {"grpo": "grpo", "gae": "gae", "rloo": "rloo", "reinforce++": "reinforce_plus_plus"}
+
+
 @hookimpl
 def register_advantage_estimators(register: Register) -> None:
-    from skyrl_core.algorithms.advantages import ADVANTAGE_ESTIMATORS
-
-    for name, fn in ADVANTAGE_ESTIMATORS.items():
-        register(name, fn, description=_ESTIMATOR_DOCS[name])
+    for name, function in _ESTIMATOR_FUNCTIONS.items():
+        register(name, f"skyrl_core.algorithms.advantages:{function}", description=_ESTIMATOR_DOCS[name])
 
 
 @hookimpl
 def register_policy_losses(register: Register) -> None:
-    from skyrl_core.algorithms.losses import POLICY_LOSSES
-
-    for name, fn in POLICY_LOSSES.items():
-        register(name, fn, description=_LOSS_DOCS[name])
+    for name, doc in _LOSS_DOCS.items():
+        register(name, f"skyrl_core.algorithms.losses:{name}", description=doc)
 
 
 @hookimpl

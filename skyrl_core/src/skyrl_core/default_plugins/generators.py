@@ -8,6 +8,5 @@ from skyrl_core.hookspecs import Register
 
 @hookimpl
 def register_generators(register: Register) -> None:
-    from skyrl_core.generator.agent_loop import AgentLoopGenerator
-
-    register("default", AgentLoopGenerator, description="multi-turn token-in-token-out agent loop")
+    register("default", "skyrl_core.generator.agent_loop:AgentLoopGenerator",
+             description="multi-turn token-in-token-out agent loop")

@@ -1,4 +1,4 @@
-"""Built-in plugin: the ``hf`` inference backend (transformers, CPU or GPU)."""
+"""Built-in plugin: the ``hf`` inference backend (transformers, CPU or GPU; imported on first use)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,4 @@ from skyrl_core.hookspecs import Register
 
 @hookimpl
 def register_inference_backends(register: Register) -> None:
-    from skyrl_core.inference.hf import HFEngine
-
-    register("hf", HFEngine, description="transformers with a KV cache; CPU or GPU")
+    register("hf", "skyrl_core.inference.hf:HFEngine", description="transformers with a KV cache; CPU or GPU")

@@ -1,4 +1,4 @@
-"""Built-in plugin: the ``ddp`` training strategy."""
+"""Built-in plugin: the ``ddp`` training strategy (imported on first use)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,5 @@ from skyrl_core.hookspecs import Register
 
 @hookimpl
 def register_strategies(register: Register) -> None:
-    from skyrl_core.strategy.ddp import DDPStrategy
-
-    register("ddp", DDPStrategy, description="PyTorch DistributedDataParallel, 1..N processes, CPU or GPU")
+    register("ddp", "skyrl_core.strategy.ddp:DDPStrategy",
+             description="PyTorch DistributedDataParallel, 1..N processes, CPU or GPU")

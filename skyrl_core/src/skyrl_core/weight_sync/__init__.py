@@ -1,5 +1,17 @@
-"""Weight sync: moving the policy's new weights into the inference engines after each step."""
+"""Weight sync: moving the policy's new weights into the inference engines after each step.
 
-from skyrl_core.weight_sync.base import WeightSpec, WeightSyncBackend
+``WeightSyncBackend`` and ``WeightSpec`` live in :mod:`skyrl_core.weight_sync.base` (imported on first use here,
+so that the config classes of this package load without torch).
+"""
+
+from typing import Any
 
 __all__ = ["WeightSpec", "WeightSyncBackend"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from skyrl_core.weight_sync import base
+
+        return getattr(base, name)
+    raise AttributeError(name)

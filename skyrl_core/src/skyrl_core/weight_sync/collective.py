@@ -13,18 +13,12 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-import attrs
 import torch
 import torch.distributed as dist
 
 from skyrl_core.weight_sync.base import WeightSpec, WeightSyncBackend, dtype_of, ordered_for_send
 
 _TIMEOUT = datetime.timedelta(minutes=10)
-
-
-@attrs.define(kw_only=True)
-class BroadcastConfig:
-    bucket_size_mb: float = attrs.field(default=256.0, metadata={"help": "Largest flat buffer per broadcast (MB)."})
 
 
 def buckets(specs: list[WeightSpec], limit_bytes: float) -> list[list[int]]:
