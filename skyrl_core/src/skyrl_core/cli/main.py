@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import traceback
 import warnings
 
@@ -87,7 +88,22 @@ def main(argv: list[str] | None = None) -> None:
     except click.Abort:
         console_err.print("aborted")
         sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
+    _exit(code if isinstance(code, int) else 0)
+
+
+def _exit(code: int) -> None:
+    """Exit, without waiting for env calls that hang past ``environment.step_timeout_s`` (Python would join their
+    threads forever); everything a run wrote is already flushed to disk."""
+    hung = [t for t in threading.enumerate() if t.name.startswith("skyrl-env") and t.is_alive()]
+    if not hung:
+        sys.exit(code)
+    console_err.print(f"[yellow]warning:[/] {len(hung)} env call(s) are still running past their time limit; "
+                      "exiting without waiting for them", highlight=False)
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
