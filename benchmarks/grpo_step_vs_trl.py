@@ -65,6 +65,11 @@ Caveats
       identical, completions.
     - ``RAY_ADDRESS`` is removed from skyrl's environment so it always starts its own local cluster.
 
+Files
+    This entry point parses the arguments, runs both sides for each size, and prints the report; the rest lives
+    next to it: ``bench_common.py`` (settings, model and data set-up, ``/proc`` CPU accounting, idle waiting) and
+    ``bench_runs.py`` (the skyrl run and the TRL run, including the ``--trl-worker`` child's ``GRPOTrainer``).
+
 Usage::
 
     .venv/bin/python benchmarks/grpo_step_vs_trl.py             # both sizes, 6 steps each (about 3 min)
@@ -79,461 +84,28 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-#: The batch of one step: prompts, samples per prompt, new tokens per sample.
-PROMPTS, SAMPLES, NEW_TOKENS = 8, 4, 32
-ROWS = PROMPTS * SAMPLES
-LR, WEIGHT_DECAY, MAX_GRAD_NORM, SEED = 1e-6, 0.01, 1.0, 42
-
-#: Model sizes: ``None`` is ``make_tiny_model(size="small")`` as is; a dict replaces its transformer's shape.
-SIZES: dict[str, dict[str, int] | None] = {
-    "10m": None,
-    "25m": dict(hidden_size=384, num_hidden_layers=11, num_attention_heads=6, num_key_value_heads=2,
-                intermediate_size=1536),
-}
-
-
-# -- set-up -----------------------------------------------------------------------------------------------------
-
-
-def build_model(path: Path, shape: dict[str, int] | None, seed: int = 0) -> Path:
-    """The ``small`` tiny model (tokenizer + random Qwen2) in ``path``; with ``shape``, a bigger transformer."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
-
-    from skyrl_core.testing.tiny_model import make_tiny_model
-
-    make_tiny_model(path, arch="qwen2", seed=seed, size="small")
-    if shape:
-        base = AutoConfig.from_pretrained(path)
-        fields = base.to_dict()
-        for derived in ("layer_types", "head_dim", "architectures", "transformers_version"):
-            fields.pop(derived, None)  # recomputed by the config class from the new shape
-        config = type(base)(**{**fields, **shape})
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        model.generation_config = GenerationConfig.from_pretrained(path)
-        model.save_pretrained(path)
-    return path
-
-
-def count_params(path: Path) -> int:
-    from safetensors import safe_open
-
-    total = 0
-    for file in sorted(path.glob("*.safetensors")):
-        with safe_open(str(file), framework="pt") as f:
-            for name in f.keys():  # noqa: SIM118 - safe_open is not a mapping
-                n = 1
-                for dim in f.get_slice(name).get_shape():
-                    n *= dim
-                total += n
-    return total
-
-
-def build_data(path: Path, steps: int) -> Path:
-    """The ``multiply`` dataset with a fresh batch of prompts for every step; returns the train file."""
-    from skyrl_env_multiply.dataset import MultiplyDataConfig, MultiplyDatasetBuilder
-
-    files = MultiplyDatasetBuilder().build(
-        path, MultiplyDataConfig(train_size=max(64, PROMPTS * (steps + 1)), val_size=8, seed=SEED)
-    )
-    return Path(files.train)
-
-
-# -- CPU accounting ---------------------------------------------------------------------------------------------
-
-
-class CpuMonitor:
-    """Every ``interval`` s: CPU seconds used by this process and its descendants, and by everything else.
-
-    ``others`` is the machine's busy time from ``/proc/stat`` (all CPUs, including processes that exited between
-    samples) minus this tree's (from ``/proc/PID/stat``). Without ``/proc`` (not Linux) it records nothing and
-    every query answers ``None``.
-    """
-
-    def __init__(self, interval: float = 0.5):
-        self.interval = interval
-        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        self.root = os.getpid()
-        self.samples: list[tuple[float, float, float]] = []  # (monotonic time, ours cpu-s, others cpu-s) per gap
-        self.available = Path("/proc/stat").is_file()
-        self._last_pid_ticks: dict[int, int] = {}
-        self._last_busy: int | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> CpuMonitor:
-        if self.available:
-            self._sample()
-            self._thread = threading.Thread(target=self._loop, name="cpu-monitor", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self._sample()
-            except OSError:
-                pass
-
-    @staticmethod
-    def _machine_busy() -> int:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-        # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
-        return sum(fields[:8]) - fields[3] - fields[4]
-
-    def _tree_ticks(self) -> dict[int, int]:
-        parents, ticks = {}, {}
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat") as f:
-                    rest = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            pid = int(entry.name)
-            parents[pid], ticks[pid] = int(rest[1]), int(rest[11]) + int(rest[12])
-        ours: dict[int, int] = {}
-        for pid in ticks:
-            node, seen = pid, 0
-            while node > 1 and seen < 64:
-                if node == self.root:
-                    ours[pid] = ticks[pid]
-                    break
-                node, seen = parents.get(node, 0), seen + 1
-        return ours
-
-    def _sample(self) -> None:
-        busy = self._machine_busy()
-        tree = self._tree_ticks()
-        now = time.monotonic()
-        if self._last_busy is not None:
-            ours = sum(t - self._last_pid_ticks.get(pid, 0) for pid, t in tree.items())
-            others = max(0, (busy - self._last_busy) - ours)
-            with self._lock:
-                self.samples.append((now, ours / self.tick, others / self.tick))
-        self._last_busy, self._last_pid_ticks = busy, tree
-
-    def others_cores(self, start: float, end: float) -> float | None:
-        """Average cores used outside this benchmark between two ``time.monotonic()`` times."""
-        if not self.available or end <= start:
-            return None
-        with self._lock:
-            samples = list(self.samples)
-        total, covered, prev = 0.0, 0.0, None
-        for t, _ours, others in samples:
-            if prev is not None:
-                overlap = min(t, end) - max(prev, start)
-                if overlap > 0:
-                    total += others * overlap / (t - prev)
-                    covered += overlap
-            prev = t
-        return total / covered if covered > 0 else None
-
-    def wait_idle(self, max_cores: float, timeout: float, window: float = 5.0) -> tuple[float, float | None]:
-        """Wait until others used < ``max_cores`` over ``window`` s (at most ``timeout`` s); (waited s, cores)."""
-        start = time.monotonic()
-        cores = None
-        if not self.available:
-            return 0.0, None
-        while True:
-            time.sleep(window)
-            now = time.monotonic()
-            cores = self.others_cores(now - window, now)
-            if cores is not None and cores < max_cores or now - start >= timeout:
-                return now - start, cores
-
-
-# -- skyrl ------------------------------------------------------------------------------------------------------
-
-
-def skyrl_overrides(model: Path, train_file: Path, out: Path, steps: int) -> list[str]:
-    return [
-        f"trainer.policy.model.path={model}",
-        f"data.train_data=['{train_file}']",
-        "data.val_data=[]",
-        f"trainer.output_dir={out}",
-        f"trainer.max_training_steps={steps}",
-        f"trainer.train_batch_size={PROMPTS}",
-        f"trainer.policy_mini_batch_size={PROMPTS}",
-        f"generator.n_samples_per_prompt={SAMPLES}",
-        f"generator.sampling_params.max_generate_length={NEW_TOKENS}",
-        "generator.sampling_params.temperature=1.0",
-        "generator.sampling_params.top_p=1.0",
-        "generator.sampling_params.top_k=-1",
-        f"trainer.micro_train_batch_size_per_gpu={ROWS}",
-        f"trainer.micro_forward_batch_size_per_gpu={ROWS}",
-        "trainer.bf16=false",
-        "trainer.gradient_checkpointing=false",
-        "trainer.algorithm.use_kl_loss=false",
-        "trainer.algorithm.use_entropy_loss=false",
-        f"trainer.policy.optimizer_config.lr={LR}",
-        f"trainer.policy.optimizer_config.weight_decay={WEIGHT_DECAY}",
-        f"trainer.policy.optimizer_config.max_grad_norm={MAX_GRAD_NORM}",
-        "trainer.policy.optimizer_config.num_warmup_steps=0",
-        "trainer.eval_interval=0",
-        "trainer.eval_before_train=false",
-        f"trainer.seed={SEED}",
-        "trainer.logger=console",
-    ]
-
-
-def versions() -> dict[str, str]:
-    """Versions of what is compared, and the skyrl checkout's commit (``+dirty`` with uncommitted changes)."""
-    import importlib.metadata as md
-
-    found = {}
-    for dist in ("skyrl-core", "trl", "transformers", "torch", "ray"):
-        try:
-            found[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            found[dist] = "-"
-    repo = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-        found["skyrl commit"] = commit + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        found["skyrl commit"] = "-"
-    return found
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", WANDB_MODE="disabled", HF_HUB_OFFLINE="1")
-    env.pop("RAY_ADDRESS", None)
-    return env
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL, to the process group that ``proc`` leads."""
-    import signal
-
-    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def run_skyrl(model: Path, train_file: Path, workdir: Path, steps: int, timeout: float,
-              tag: str = "") -> dict[str, Any]:
-    """One ``skyrl run``; per step its timings and the (monotonic) time its metrics line appeared."""
-    out = workdir / f"skyrl_run{tag}"
-    shutil.rmtree(out, ignore_errors=True)
-    metrics_file = out / "metrics.jsonl"
-    cmd = [sys.executable, "-m", "skyrl_core.cli.main", "run", "--env", "multiply", "--algo", "grpo",
-           *skyrl_overrides(model, train_file, out, steps)]
-    log_file = workdir / f"skyrl{tag}.log"
-    seen: list[float] = []  # when each metrics line showed up: the step ended just before
-    start = time.monotonic()
-    with open(log_file, "w") as log:
-        # Its own process group, so that a timeout or Ctrl-C also stops the Ray processes the run started.
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_child_env(), start_new_session=True)
-        try:
-            while proc.poll() is None:
-                if time.monotonic() - start > timeout:
-                    raise RuntimeError(f"skyrl run timed out after {timeout:.0f}s; see {log_file}")
-                if metrics_file.is_file():
-                    lines = sum(1 for line in metrics_file.read_text().splitlines() if line.strip())
-                    seen.extend([time.monotonic()] * (lines - len(seen)))
-                time.sleep(0.2)
-        finally:
-            if proc.poll() is None:
-                _stop_group(proc)
-    wall = time.monotonic() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"skyrl run failed (exit {proc.returncode}); see {log_file}:\n{_tail(log_file)}")
-    lines = [line for line in metrics_file.read_text().splitlines() if line.strip()]
-    seen.extend([time.monotonic()] * (len(lines) - len(seen)))
-    records = [(json.loads(line), t) for line, t in zip(lines, seen)]
-    records = [(r, t) for r, t in records if r.get("timing/step") is not None]
-    if not records:
-        raise RuntimeError(f"skyrl wrote no timing/step in {metrics_file}")
-
-    def series(key: str) -> list[float | None]:
-        return [None if r.get(key) is None else float(r[key]) for r, _ in records]
-
-    return {
-        "steps": series("timing/step"),
-        "windows": [(t - float(r["timing/step"]), t) for r, t in records],
-        "generate": series("timing/generate"),
-        "train": series("timing/train"),
-        "weight_sync": series("timing/weight_sync"),
-        "completion_length": _mean([x for x in series("response_length/mean") if x is not None]),
-        "wall_s": wall,
-        "log": str(log_file),
-    }
-
-
-# -- TRL --------------------------------------------------------------------------------------------------------
-
-
-def run_trl(model: Path, train_file: Path, workdir: Path, steps: int, threads: int, timeout: float,
-            tag: str = "") -> dict[str, Any]:
-    spec = {"model": str(model), "train_file": str(train_file), "output_dir": str(workdir / f"trl_run{tag}"),
-            "steps": steps, "threads": threads, "result": str(workdir / f"trl_result{tag}.json")}
-    spec_file = workdir / f"trl_spec{tag}.json"
-    spec_file.write_text(json.dumps(spec))
-    log_file = workdir / f"trl{tag}.log"
-    start = time.monotonic()
-    with open(log_file, "w") as log:
-        try:
-            proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--trl-worker", str(spec_file)],
-                                  stdout=log, stderr=subprocess.STDOUT, env=_child_env(), timeout=timeout,
-                                  check=False)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"TRL run timed out after {timeout:.0f}s; see {log_file}") from None
-    wall = time.monotonic() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"TRL run failed (exit {proc.returncode}); see {log_file}:\n{_tail(log_file)}")
-    result = json.loads(Path(spec["result"]).read_text())
-    result.update(wall_s=wall, log=str(log_file))
-    return result
-
-
-def trl_worker(spec_file: str) -> None:
-    """Run TRL's GRPOTrainer as described by ``spec_file`` and write the per-step timings (the child process)."""
-    import dataclasses
-
-    spec = json.loads(Path(spec_file).read_text())
-    import torch
-
-    torch.set_num_threads(spec["threads"])
-    import pyarrow.parquet as pq
-    import trl
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
-
-    from skyrl_env_multiply.env import MultiplyEnv
-
-    rows = pq.read_table(spec["train_file"]).to_pylist()
-    dataset = Dataset.from_list(
-        [{"prompt": row["prompt"], "ground_truth": row["reward_spec"]["ground_truth"]} for row in rows]
-    )
-
-    def multiply_reward(completions: list[Any], ground_truth: list[str], **_: Any) -> list[float]:
-        """skyrl's own ``multiply`` env grades each completion, so both sides use the same reward."""
-        rewards = []
-        for completion, truth in zip(completions, ground_truth):
-            text = completion[-1]["content"] if isinstance(completion, list) else completion
-            rewards.append(float(MultiplyEnv(extras={"reward_spec": {"ground_truth": truth}}).step(text).reward))
-        return rewards
-
-    wanted = dict(
-        output_dir=spec["output_dir"], max_steps=spec["steps"], per_device_train_batch_size=ROWS,
-        gradient_accumulation_steps=1, steps_per_generation=1, num_generations=SAMPLES,
-        max_completion_length=NEW_TOKENS, temperature=1.0, top_p=1.0, top_k=0, beta=0.0, num_iterations=1,
-        learning_rate=LR, weight_decay=WEIGHT_DECAY, adam_beta1=0.9, adam_beta2=0.999, max_grad_norm=MAX_GRAD_NORM,
-        optim="adamw_torch", lr_scheduler_type="constant", warmup_steps=0, bf16=False, fp16=False, use_cpu=True,
-        gradient_checkpointing=False, torch_compile=False, report_to="none", logging_steps=1, save_strategy="no",
-        seed=SEED, disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=False, log_completions=False,
-    )
-    fields = {f.name for f in dataclasses.fields(GRPOConfig)}
-    dropped = sorted(set(wanted) - fields)
-    if dropped:
-        print(f"GRPOConfig of trl {trl.__version__} has no {dropped}; left at their defaults", flush=True)
-    args = GRPOConfig(**{k: v for k, v in wanted.items() if k in fields})
-
-    class StepTimer(TrainerCallback):
-        def __init__(self) -> None:
-            self.windows: list[tuple[float, float]] = []
-            self.logs: list[dict[str, Any]] = []
-            self.threads: set[int] = set()
-            self._start = 0.0
-
-        def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - TrainerCallback API
-            self.threads.add(torch.get_num_threads())
-            self._start = time.monotonic()
-
-        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
-            self.windows.append((self._start, time.monotonic()))
-
-        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
-            self.logs.append(dict(logs or {}))
-
-    timer = StepTimer()
-    model = AutoModelForCausalLM.from_pretrained(spec["model"], dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(spec["model"])
-    trainer = GRPOTrainer(model=model, reward_funcs=multiply_reward, args=args, train_dataset=dataset,
-                          processing_class=tokenizer, callbacks=[timer])
-    torch.set_num_threads(spec["threads"])  # in case accelerate changed it
-
-    phases: dict[str, list[float]] = {}
-    for name in ("_generate_and_score_completions", "_generate_single_turn"):
-        if hasattr(trainer, name):
-            setattr(trainer, name, _timed(getattr(trainer, name), phases.setdefault(name, [])))
-
-    trainer.train()
-    lengths = [log["completions/mean_length"] for log in timer.logs if "completions/mean_length" in log]
-    Path(spec["result"]).write_text(json.dumps({
-        "steps": [end - start for start, end in timer.windows],
-        "windows": timer.windows,
-        "rollout": phases.get("_generate_and_score_completions", []),
-        "generate": phases.get("_generate_single_turn", []),
-        "completion_length": _mean(lengths),
-        "threads": sorted(timer.threads),
-        "trl_version": trl.__version__,
-    }))
-
-
-def _timed(method: Any, durations: list[float]) -> Any:
-    """``method`` wrapped to append the seconds of each call to ``durations``."""
-    import functools
-
-    @functools.wraps(method)
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return method(*args, **kwargs)
-        finally:
-            durations.append(time.perf_counter() - start)
-
-    return timed
-
+from bench_common import (
+    NEW_TOKENS,
+    PROMPTS,
+    SAMPLES,
+    SIZES,
+    CpuMonitor,
+    build_data,
+    build_model,
+    count_params,
+    mean,
+    median,
+    versions,
+)
+from bench_runs import run_skyrl, run_trl, trl_worker
 
 # -- statistics and report --------------------------------------------------------------------------------------
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def _median(values: list[float | None]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return statistics.median(kept) if kept else None
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def pool(runs: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
@@ -557,7 +129,7 @@ def step_stats(runs: list[dict[str, Any]], parts: list[str], monitor: CpuMonitor
     clean = [i for i in every if others[i] is not None and others[i] < idle_cores]
 
     def pick(key: str, rows: list[int]) -> float | None:
-        return _median([steps[key][i] for i in rows])
+        return median([steps[key][i] for i in rows])
 
     stats = {
         "n_steps": len(every), "n_clean": len(clean),
@@ -589,10 +161,10 @@ def summarize(size: str, params: int, sky_runs: list[dict[str, Any]], trl_runs: 
         "ratio": s_step / t_step if s_step and t_step else None,
         "ratio_all_steps": s_all / t_all if s_all and t_all else None,
         "skyrl": s, "trl": t,
-        "skyrl_completion_length": _mean([r["completion_length"] for r in sky_runs if r["completion_length"]]),
-        "trl_completion_length": _mean([r["completion_length"] for r in trl_runs if r["completion_length"]]),
-        "skyrl_wall_s": _median([r["wall_s"] for r in sky_runs]),
-        "trl_wall_s": _median([r["wall_s"] for r in trl_runs]),
+        "skyrl_completion_length": mean([r["completion_length"] for r in sky_runs if r["completion_length"]]),
+        "trl_completion_length": mean([r["completion_length"] for r in trl_runs if r["completion_length"]]),
+        "skyrl_wall_s": median([r["wall_s"] for r in sky_runs]),
+        "trl_wall_s": median([r["wall_s"] for r in trl_runs]),
         "skyrl_runs": sky_runs, "trl_runs": trl_runs,
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -67,11 +68,23 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):  #
 _default_showwarning = warnings.showwarning
 
 
+def _configure_logging(debug: bool) -> None:
+    """skyrl's own log lines (data source, dropped prompts, env failures) on stderr through rich."""
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("skyrl")
+    if not logger.handlers:
+        logger.addHandler(RichHandler(console=console_err, show_path=False, show_time=False, markup=False))
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``skyrl`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("SKYRL_DEBUG") == "1"
     warnings.showwarning = _show_warning
+    _configure_logging(debug)
     _register_commands()
     try:
         code = cli.main(args=argv, prog_name="skyrl", standalone_mode=False)

@@ -27,9 +27,11 @@ def load_hf_model(model_path: str, config: Any, *, trainable: bool) -> torch.nn.
     if trainable:
         model.train()
         if config.trainer.gradient_checkpointing:
-            model.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": config.trainer.gradient_checkpointing_use_reentrant}
-            )
+            kwargs = {"use_reentrant": config.trainer.gradient_checkpointing_use_reentrant}
+            if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 (the old name is deprecated)
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
             model.config.use_cache = False
     else:
         model.eval()

@@ -70,6 +70,9 @@ def resolve_data(config: SkyRLConfig, pm: PluginManager, run_dir: Path) -> tuple
 def load_tokenizer(path: str) -> Any:
     from transformers import AutoTokenizer
 
+    if not Path(path).expanduser().is_dir():
+        log.warning("'%s' is not a local folder: fetching it from the Hugging Face Hub (offline, this fails after the "
+                    "hub's retries; HF_HUB_OFFLINE=1 fails at once)", path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except OSError as exc:
