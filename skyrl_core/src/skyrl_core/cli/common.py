@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.markup import escape
 
 from skyrl_core.config.loader import RunArgs, resolve_config
 from skyrl_core.config.schema import SkyRLConfig
@@ -47,6 +46,3 @@ def load_run_config(
         os.environ[PLUGIN_SOURCES_ENV] = json.dumps({path: Path(path).read_text() for path in known})
     return resolve_config(RunArgs(env=env, algo=algo, config_file=config_file, overrides=tuple(overrides)), pm)
 
-
-def echo_markup_safe(text: str) -> None:
-    console.print(escape(text), highlight=False, soft_wrap=True)

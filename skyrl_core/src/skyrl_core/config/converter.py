@@ -8,6 +8,7 @@ a list of strings accepts a single string.
 from __future__ import annotations
 
 import re
+import types
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -65,10 +66,7 @@ def _is_str_list(tp: Any) -> bool:
 
 def _is_str_or_str_list(tp: Any) -> bool:
     args = set(typing.get_args(tp))
-    return typing.get_origin(tp) in {typing.Union, __import__("types").UnionType} and args == {
-        str,
-        list[str],
-    }
+    return typing.get_origin(tp) in {typing.Union, types.UnionType} and args == {str, list[str]}
 
 
 def make_converter() -> cattrs.Converter:

@@ -11,7 +11,7 @@ from skyrl_core.config.overrides import deep_merge, dotted_to_tree, parse_overri
 from skyrl_core.config.redact import redact
 from skyrl_core.config.schema import SkyRLConfig
 from skyrl_core.config.sections import component_configs, field_names, get_attr_path, get_node, section_parents
-from skyrl_core.errors import ConfigError, UserError
+from skyrl_core.errors import ConfigError
 from skyrl_core.plugins import PluginManager, get_plugin_manager
 
 
@@ -137,7 +137,3 @@ def config_to_dict(config: SkyRLConfig, *, redact_secrets: bool = True) -> dict[
             node[name] = converter.unstructure(value)
     return redact(tree) if redact_secrets else tree
 
-
-def require_known(pm: PluginManager, kind: str, name: str) -> None:
-    if name not in pm.registry(kind):
-        raise UserError(str(pm.registry(kind).unknown(name)))

@@ -130,8 +130,8 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
     init_ray()
     actors = RunActors(config, config_dict, pm, cpu_count=os.cpu_count() or 1)
     try:
-        Trainer(config=config, pm=pm, run_dir=run_dir, actors=actors, tokenizer=tokenizer, train_loader=loader,
-                val_rows=val_rows, loggers=loggers, log=log).fit()
+        Trainer(config=config, pm=pm, actors=actors, tokenizer=tokenizer, train_loader=loader,
+                val_rows=val_rows, loggers=loggers).fit()
     finally:
         loggers.finish()
         actors.shutdown()

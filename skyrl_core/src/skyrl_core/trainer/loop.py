@@ -8,7 +8,6 @@ accumulation) -> weight sync to the engines -> metrics, samples, eval.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,11 +23,11 @@ from skyrl_core.trainer.weight_sync import WeightSyncDriver
 class Trainer:
     """Owns the actors of one run; :meth:`fit` trains until the data or ``max_training_steps`` runs out."""
 
-    def __init__(self, *, config: Any, pm: Any, run_dir: Path, actors: Any, tokenizer: Any, train_loader: Any,
-                 val_rows: list[Any], loggers: Any, log: Any):
-        self.config, self.pm, self.run_dir = config, pm, run_dir
+    def __init__(self, *, config: Any, pm: Any, actors: Any, tokenizer: Any, train_loader: Any,
+                 val_rows: list[Any], loggers: Any):
+        self.config = config
         self.actors, self.tokenizer, self.loader, self.val_rows = actors, tokenizer, train_loader, val_rows
-        self.loggers, self.log = loggers, log
+        self.loggers = loggers
         self.global_step = 0
         self.weight_sync = WeightSyncDriver(config, actors)
         generator_cls = pm.registry("generators")[config.generator.name]
