@@ -13,10 +13,10 @@ from skyrl_core.plugins import PluginManager, get_plugin_manager
 from skyrl_core.registry import KIND_LABELS
 
 
-def _descriptions(pm: PluginManager, plugin_name: str) -> dict[str, dict[str, str]]:
+def _descriptions(pm: PluginManager, registered: dict[str, list[str]]) -> dict[str, dict[str, str]]:
     """kind -> name -> one-line description, for the names a plugin registered with a description."""
     found: dict[str, dict[str, str]] = {}
-    for kind, names in pm.registered_by(plugin_name).items():
+    for kind, names in registered.items():
         entries = {name: pm.registry(kind).entry(name).description for name in names}
         described = {name: text.strip().splitlines()[0] for name, text in entries.items() if text and text.strip()}
         if described:
@@ -29,6 +29,7 @@ def plugin_rows(pm: PluginManager, include_builtin: bool) -> list[dict[str, Any]
     for info in pm.plugins.values():
         if info.builtin and not include_builtin:
             continue
+        registered = pm.registered_by(info.name)
         rows.append({
             "distribution": info.distribution,
             "version": info.version,
@@ -36,8 +37,8 @@ def plugin_rows(pm: PluginManager, include_builtin: bool) -> list[dict[str, Any]
             "builtin": info.builtin,
             "loaded": True,
             "hooks": pm.hooks_of(info.name),
-            "registered": pm.registered_by(info.name),
-            "descriptions": _descriptions(pm, info.name),
+            "registered": registered,
+            "descriptions": _descriptions(pm, registered),
         })
     for info, message in pm.failures:
         rows.append({

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from skyrl_core.algorithms.reduction import masked_mean, masked_whiten
-from skyrl_core.generator import GeneratorInput, sampling_params_from_config
+from skyrl_core.generator import GeneratorInput, GeneratorOutput, sampling_params_from_config
 from skyrl_core.trainer.batch import RolloutBatch, build_batch, split_for_workers
 from skyrl_core.trainer.metrics import rollout_metrics, sample_records
 from skyrl_core.trainer.progress import generation_progress
@@ -62,13 +62,7 @@ class Trainer:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         rows = [row for row in prompts for _ in range(n)]
-        self.actors.wake_engines()
-        with generation_progress(self.generator, f"step {self.global_step}: generating"):
-            output = self.generator.generate(GeneratorInput(
-                prompts=[r.prompt for r in rows], env_classes=[r.env_class for r in rows],
-                env_extras=[r.extras for r in rows], group_ids=[r.index for r in rows],
-                sampling=sampling_params_from_config(config.generator.sampling_params), phase="train",
-            ))
+        output = self._generate(rows, config.generator.sampling_params, "train", f"step {self.global_step}")
         timings["timing/generate"] = time.perf_counter() - start
         self.actors.sleep_engines()
         batch = build_batch(output, [r.index for r in rows], self.tokenizer.pad_token_id)
@@ -91,6 +85,16 @@ class Trainer:
         return metrics
 
     # -- phases -------------------------------------------------------------------------------------------------
+
+    def _generate(self, rows: list[Any], sampling: Any, phase: str, label: str) -> GeneratorOutput:
+        """One trajectory per row (prompt rows already repeated), on awake engines, with a progress bar."""
+        self.actors.wake_engines()
+        with generation_progress(self.generator, f"{label}: generating"):
+            return self.generator.generate(GeneratorInput(
+                prompts=[r.prompt for r in rows], env_classes=[r.env_class for r in rows],
+                env_extras=[r.extras for r in rows], group_ids=[r.index for r in rows],
+                sampling=sampling_params_from_config(sampling), phase=phase,
+            ))
 
     def _prepare(self, batch: RolloutBatch) -> dict[str, float]:
         """Ref and old log-probs, advantages; returns the rollout-vs-trainer log-prob metric."""
@@ -149,16 +153,10 @@ class Trainer:
         generator = self.config.generator
         size = max(1, self.config.trainer.eval_batch_size)
         k = generator.eval_n_samples_per_prompt
-        self.actors.wake_engines()
         outputs, groups = [], []
         for start in range(0, len(self.val_rows), size):
             rows = [row for row in self.val_rows[start : start + size] for _ in range(k)]
-            with generation_progress(self.generator, "eval: generating"):
-                outputs.append(self.generator.generate(GeneratorInput(
-                    prompts=[r.prompt for r in rows], env_classes=[r.env_class for r in rows],
-                    env_extras=[r.extras for r in rows], group_ids=[r.index for r in rows],
-                    sampling=sampling_params_from_config(generator.eval_sampling_params), phase="eval",
-                )))
+            outputs.append(self._generate(rows, generator.eval_sampling_params, "eval", "eval"))
             groups.append([r.index for r in rows])
         metrics: dict[str, float] = {}
         weights = [len(g) for g in groups]
