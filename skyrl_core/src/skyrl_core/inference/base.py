@@ -1,20 +1,39 @@
 """The inference-engine interface.
 
-An engine lives in its own Ray actor (``generator.num_inference_engines`` of them). It takes token ids in and gives
-token ids out (never text in), with the log-probability of every sampled token under the *temperature-scaled full
-distribution* (``log_softmax(logits / T)`` before top-p/top-k/min-p truncation; T=1 when T=0), which is what the
-trainer computes for the same tokens.
+An engine lives in its own Ray actor (``generator.num_inference_engines`` of them) and may run several worker
+processes inside (tensor parallelism). It takes token ids in and gives token ids out (never text in), with the
+log-probability of every sampled token under the *temperature-scaled full distribution* (``log_softmax(logits /
+T)`` before top-p/top-k/min-p truncation; T=1 when T=0), which is what the trainer computes for the same tokens.
+
+Every request is its own ``await engine.generate(request)``: an engine batches concurrent requests itself
+(continuous batching), so a slow trajectory never holds up the others.
+
+Memory (colocated with the trainer on one device): ``sleep(level)`` releases memory (level 1: the KV cache is
+dropped and the weights are moved off the device; level 2: both dropped, the next weight sync restores the
+weights) and ``wake_up(tags)`` restores what the tags name: ``"weights"`` (before a weight sync) and then
+``"kv_cache"`` (before generating); no tags means both. Generating on a sleeping engine is an error.
+
+Weight sync (see :mod:`skyrl_core.weight_sync.base`): ``init_weight_receivers(info, first_rank)`` builds one
+receiver per worker process with ranks ``first_rank .. first_rank + num_receivers - 1`` and connects them;
+``update_weights(request)`` applies one chunk described by the sender; ``reset_prefix_cache()`` follows every sync.
+
+Construction convention (every registered class except environments): ``engine_cls(config=<generator.<backend>
+section or None>, model_path=..., dtype=..., seed=..., tensor_parallel_size=..., **generator.engine_init_kwargs)``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import attrs
 
+from skyrl_core.weight_sync.base import WeightSyncInitInfo, WeightUpdateRequest
+
 StopReason = Literal["stop", "length", "abort"]
+#: What ``wake_up`` can restore.
+WAKE_TAGS = ("weights", "kv_cache")
 
 
 @attrs.define(kw_only=True)
@@ -33,19 +52,24 @@ class SamplingParams:
 
 @attrs.define(kw_only=True)
 class GenerationRequest:
-    """One prompt, as token ids."""
+    """One prompt, as token ids.
+
+    ``session_id`` keeps the turns of one multi-turn trajectory on one engine (its prefix cache);
+    ``request_id`` names the request for :meth:`InferenceEngine.abort`.
+    """
 
     prompt_token_ids: list[int]
     sampling: SamplingParams = attrs.field(factory=SamplingParams)
     session_id: str | None = None
+    request_id: str | None = None
 
 
 @attrs.define(kw_only=True)
 class GenerationResult:
     """One completion: the sampled token ids exactly as sampled, their log-probs, and why it stopped.
 
-    ``stop_reason`` is ``"stop"`` (an EOS/stop token or a stop string was produced; that token is included) or
-    ``"length"`` (``max_tokens`` reached).
+    ``stop_reason`` is ``"stop"`` (an EOS/stop token or a stop string was produced; that token is included),
+    ``"length"`` (``max_tokens`` reached) or ``"abort"`` (aborted; the tokens sampled so far are kept).
     """
 
     token_ids: list[int]
@@ -54,38 +78,51 @@ class GenerationResult:
 
 
 class InferenceEngine(ABC):
-    """A model that samples completions and whose weights can be replaced in place.
-
-    Constructed inside its actor as ``engine_cls(model_path=..., dtype=..., seed=..., config=...)`` where
-    ``config`` is the backend's own config section (``generator.<backend>``) or ``None``.
-    """
+    """A model that samples completions and whose weights can be replaced in place (see the module doc)."""
 
     #: True when the engine can run without a GPU.
     supports_cpu: bool = False
 
-    @abstractmethod
-    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        """Sample one completion per request; results are in request order."""
+    @property
+    def num_receivers(self) -> int:
+        """Worker processes that receive weights (``tensor_parallel_size * pipeline_parallel_size``)."""
+        return 1
 
     @abstractmethod
-    def sleep(self) -> None:
-        """Release the memory held for generation (weights and KV cache) while the trainer uses the device."""
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Sample one completion for ``request``."""
 
     @abstractmethod
-    def wake_up(self) -> None:
-        """Restore what :meth:`sleep` released."""
+    async def sleep(self, level: int = 1) -> None:
+        """Release generation memory while the trainer uses the device (see the module doc for levels)."""
 
     @abstractmethod
-    def parameter_specs(self) -> list[tuple[str, tuple[int, ...], str]]:
-        """``(name, shape, dtype)`` of every weight the engine expects from a weight sync, in a fixed order."""
+    async def wake_up(self, tags: Sequence[str] | None = None) -> None:
+        """Restore what ``tags`` (a subset of :data:`WAKE_TAGS`; ``None`` = all) name."""
 
     @abstractmethod
-    def load_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
-        """Copy new weights in place (names as in the policy's HF ``state_dict``)."""
+    async def reset_prefix_cache(self) -> None:
+        """Forget cached prefixes (their KV was computed with the old weights)."""
 
-    def state_dict(self) -> dict[str, Any]:
+    @abstractmethod
+    async def abort(self, request_ids: Sequence[str] | None = None) -> None:
+        """End the named requests (``None``: all running ones); they return with ``stop_reason="abort"``."""
+
+    @abstractmethod
+    async def init_weight_receivers(self, info: WeightSyncInitInfo, first_rank: int) -> None:
+        """Build and connect one receiver per worker process (ranks from ``first_rank``)."""
+
+    @abstractmethod
+    async def update_weights(self, request: WeightUpdateRequest) -> None:
+        """Receive one chunk in every worker process and load it into the model."""
+
+    @abstractmethod
+    async def probe_logprobs(self, token_ids: list[int]) -> list[float]:
+        """``log p(token_ids[t] | token_ids[:t])`` for ``t >= 1`` at temperature 1: the post-sync weight check."""
+
+    async def state_dict(self) -> dict[str, Any]:
         """The engine's current weights (for checks); backends that cannot expose them may raise."""
         raise NotImplementedError(f"{type(self).__name__} does not expose its weights")
 
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
         """Free every resource; called once before the actor exits."""
