@@ -1,4 +1,4 @@
-"""From generated trajectories to training tensors, and the split of a batch over mini-batches and workers.
+"""From generated trajectories to the batch that algorithm batch hooks see and edit.
 
 Tensor layout (``[rows, columns]``): ``sequences = [left-padded prompt | right-padded response]``;
 ``attention_mask`` is 1 on real tokens; ``loss_mask``, ``token_rewards`` and ``rollout_logprobs`` cover the
@@ -58,33 +58,3 @@ def build_batch(output: GeneratorOutput, group_ids: list[Any], pad_token_id: int
         "rollout_logprobs": rollout,
     }
     return RolloutBatch(tensors=tensors, group_ids=list(group_ids), output=output)
-
-
-def split_for_workers(
-    batch: RolloutBatch, *, world_size: int, rows_per_mini_batch: int, max_seq_len: int | None
-) -> list[tuple[dict[str, torch.Tensor], list[dict[str, Any]]]]:
-    """Per worker: its rows' tensors and, per mini-batch, its local row indices plus the global normalisers.
-
-    Mini-batch ``m`` is rows ``[m * R, (m + 1) * R)`` of the batch (``R = rows_per_mini_batch``); worker ``w``
-    gets the ``w``-th contiguous slice of each mini-batch.
-    """
-    total = batch.num_rows
-    mask = batch.tensors["loss_mask"]
-    per_worker_rows: list[list[int]] = [[] for _ in range(world_size)]
-    per_worker_specs: list[list[dict[str, Any]]] = [[] for _ in range(world_size)]
-    for start in range(0, total, rows_per_mini_batch):
-        mini = list(range(start, min(total, start + rows_per_mini_batch)))
-        global_tokens = float(mask[mini].sum())
-        slices = [mini[w * len(mini) // world_size : (w + 1) * len(mini) // world_size] for w in range(world_size)]
-        for w, rows in enumerate(slices):
-            local = list(range(len(per_worker_rows[w]), len(per_worker_rows[w]) + len(rows)))
-            per_worker_rows[w].extend(rows)
-            per_worker_specs[w].append(
-                {"rows": local, "global_tokens": global_tokens, "global_seqs": float(len(mini)),
-                 "max_seq_len": max_seq_len}
-            )
-    result = []
-    for w in range(world_size):
-        index = torch.tensor(per_worker_rows[w], dtype=torch.long)
-        result.append(({k: v.index_select(0, index) for k, v in batch.tensors.items()}, per_worker_specs[w]))
-    return result

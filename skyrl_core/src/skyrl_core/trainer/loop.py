@@ -1,8 +1,9 @@
-"""The trainer: the step of DESIGN §5 over the actors of §6.
+"""The trainer: one RL step over the run's actors.
 
-Per step: sample prompts -> generate (engines awake) -> engines sleep when colocated -> algorithm batch hooks ->
-ref and old log-probs -> advantages -> policy update (mini-batches = optimizer steps, micro-batches =
-accumulation) -> weight sync to the engines -> metrics, samples, eval.
+Per step: sample prompts -> generate -> (handoff to training) -> algorithm batch hooks -> ref and old log-probs ->
+advantages -> policy update (mini-batches = optimizer steps, micro-batches = accumulation) -> (handoff to sync)
+-> weight sync to the engines -> (handoff to generation) -> metrics, samples, eval. The handoffs are
+:class:`~skyrl_core.trainer.handoff.DeviceHandoff`'s, the only place where devices change hands.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from typing import Any
 import torch
 
 from skyrl_core.algorithms.reduction import masked_mean, masked_whiten
+from skyrl_core.config.loader import component_section
 from skyrl_core.generator import GeneratorInput, GeneratorOutput, sampling_params_from_config
-from skyrl_core.trainer.batch import RolloutBatch, build_batch, split_for_workers
+from skyrl_core.trainer.batch import RolloutBatch, build_batch
+from skyrl_core.trainer.handoff import DeviceHandoff
 from skyrl_core.trainer.metrics import rollout_metrics, sample_records
 from skyrl_core.trainer.progress import generation_progress
+from skyrl_core.trainer.train_batch import TrainingBatch, split_for_workers
 from skyrl_core.trainer.weight_sync import WeightSyncDriver
 
 
@@ -30,9 +34,15 @@ class Trainer:
         self.loggers = loggers
         self.global_step = 0
         self.weight_sync = WeightSyncDriver(config, actors)
+        self.handoff = DeviceHandoff(
+            engines=_EngineGroup(actors), groups=[g for g in (actors.policy, actors.ref) if g is not None],
+            colocated=config.trainer.placement.colocate_all,
+            offload_optimizer=config.trainer.policy.optimizer_config.offload_after_step,
+        )
         generator_cls = pm.registry("generators")[config.generator.name]
-        self.generator = generator_cls(config=config, tokenizer=tokenizer, engine_client=actors.engine_client,
-                                       plugin_manager=pm)
+        section = component_section(config.generator, config.generator.name, "generators", pm)
+        self.generator = generator_cls(config=section, run_config=config, tokenizer=tokenizer,
+                                       engine_client=actors.engine_client, plugin_manager=pm)
         preset = config.trainer.algorithm.preset
         self.batch_hooks = pm.registry("algorithms")[preset].batch_hooks if preset else ()
         self.estimator = pm.registry("advantage_estimators")[config.trainer.algorithm.advantage_estimator]
@@ -64,7 +74,7 @@ class Trainer:
         rows = [row for row in prompts for _ in range(n)]
         output = self._generate(rows, config.generator.sampling_params, "train", f"step {self.global_step}")
         timings["timing/generate"] = time.perf_counter() - start
-        self.actors.sleep_engines()
+        self.handoff.to_train()
         batch = build_batch(output, [r.index for r in rows], self.tokenizer.pad_token_id)
         for hook in self.batch_hooks:
             batch = hook(batch, config)
@@ -73,7 +83,9 @@ class Trainer:
         metrics.update(self._train(batch))
         timings["timing/train"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        self.weight_sync.sync()
+        self.handoff.to_sync()
+        metrics.update(self.weight_sync.sync())
+        self.handoff.to_generate()
         timings["timing/weight_sync"] = time.perf_counter() - mark
         timings["timing/step"] = time.perf_counter() - start
         metrics.update(rollout_metrics(output, batch.group_ids, prefix=""))
@@ -88,7 +100,7 @@ class Trainer:
 
     def _generate(self, rows: list[Any], sampling: Any, phase: str, label: str) -> GeneratorOutput:
         """One trajectory per row (prompt rows already repeated), on awake engines, with a progress bar."""
-        self.actors.wake_engines()
+        self.handoff.to_generate()
         with generation_progress(self.generator, f"{label}: generating"):
             return self.generator.generate(GeneratorInput(
                 prompts=[r.prompt for r in rows], env_classes=[r.env_class for r in rows],
@@ -101,7 +113,8 @@ class Trainer:
         algorithm = self.config.trainer.algorithm
         tensors = batch.tensors
         mask = tensors["loss_mask"]
-        forward_inputs = {k: tensors[k] for k in ("sequences", "attention_mask", "loss_mask")}
+        forward_inputs = TrainingBatch(sequences=tensors["sequences"], attention_mask=tensors["attention_mask"],
+                                       loss_mask=mask)
         if self.actors.ref is not None:
             tensors["ref_logprobs"] = self.actors.compute_logprobs(self.actors.ref, forward_inputs)
         metrics: dict[str, float] = {}
@@ -130,15 +143,14 @@ class Trainer:
     def _train(self, batch: RolloutBatch) -> dict[str, float]:
         trainer = self.config.trainer
         n = self.config.generator.n_samples_per_prompt
-        keep = ("sequences", "attention_mask", "loss_mask", "old_logprobs", "advantages", "rollout_logprobs",
-                "ref_logprobs")
-        view = RolloutBatch(tensors={k: v for k, v in batch.tensors.items() if k in keep}, group_ids=batch.group_ids,
-                            output=batch.output)
-        shards = split_for_workers(view, world_size=self.actors.policy.world_size,
-                                   rows_per_mini_batch=trainer.policy_mini_batch_size * n,
-                                   max_seq_len=self._max_seq_len())
-        results = self.actors.policy.run_each("train_policy", shards)
-        return results[0]
+        fields = ("sequences", "attention_mask", "loss_mask", "advantages", "rollout_logprobs", "old_logprobs",
+                  "ref_logprobs")
+        training = TrainingBatch(**{k: batch.tensors[k] for k in fields if k in batch.tensors})
+        requests = split_for_workers(training, dp_size=self.actors.policy.dp_size,
+                                     rows_per_mini_batch=trainer.policy_mini_batch_size * n,
+                                     max_seq_len=self._max_seq_len(), epochs=trainer.update_epochs_per_batch,
+                                     on_policy=self._on_policy())
+        return self.actors.policy.run_data_parallel("train_policy", [(r,) for r in requests])[0]
 
     def _max_seq_len(self) -> int:
         algorithm, generator = self.config.trainer.algorithm, self.config.generator
@@ -164,6 +176,19 @@ class Trainer:
             for key, value in rollout_metrics(output, group, prefix="eval/").items():
                 metrics[key] = metrics.get(key, 0.0) + value * len(group) / sum(weights)
         return metrics
+
+
+class _EngineGroup:
+    """Every engine of the run, as the handoff sees them."""
+
+    def __init__(self, actors: Any):
+        self.actors = actors
+
+    def sleep(self, level: int) -> None:
+        self.actors.call_engines("sleep", level)
+
+    def wake_up(self, tags: list[str] | None) -> None:
+        self.actors.call_engines("wake_up", tags)
 
 
 def _varying_groups(scores: torch.Tensor, group_ids: list[Any]) -> torch.Tensor:
