@@ -14,7 +14,6 @@ partial sum divided by the global ``N``, so the sum over micro-batches and ranks
 
 from __future__ import annotations
 
-import gc
 import os
 import socket
 import weakref
@@ -146,7 +145,6 @@ def collect_weights(strategy: Any, bucket_bytes: int = BUCKET_BYTES) -> tuple[di
     alive: dict[int, int] = {}
     peak = largest = 0
     for index, chunk in enumerate(strategy.iter_weights(dtype=torch.float32, bucket_bytes=bucket_bytes)):
-        gc.collect()
         for position, tensor in enumerate(chunk.tensors):
             key = index * 10_000 + position
             alive[key] = tensor.numel() * tensor.element_size()

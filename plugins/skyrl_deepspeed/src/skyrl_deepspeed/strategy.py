@@ -46,6 +46,7 @@ class DeepSpeedStrategy(Strategy):
                           MASTER_PORT=str(master_port), LOCAL_RANK=str(self.device.index or 0))
         if not use_cuda:
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
+            _disable_op_compilation()
         if not dist.is_initialized():  # DeepSpeed wraps an existing group
             dist.init_process_group(backend="nccl" if use_cuda else "gloo", rank=rank, world_size=world_size,
                                     timeout=datetime.timedelta(minutes=30))
@@ -184,6 +185,16 @@ class DeepSpeedStrategy(Strategy):
         if loaded is None:
             raise UserError(f"deepspeed could not load the checkpoint {path}. Resume with the number of ranks and "
                             "ZeRO stage it was written with, or from another checkpoint")
+
+
+def _disable_op_compilation() -> None:
+    """Mark every DeepSpeed op as unavailable on this machine, so nothing is JIT-compiled (DeepSpeed would otherwise
+    build its shared-memory all-reduce op for the CPU accelerator with g++ at the first ``initialize``); torch's
+    collectives over gloo and torch's AdamW do the work instead."""
+    import deepspeed.ops
+    from deepspeed.ops.op_builder.all_ops import ALL_OPS
+
+    deepspeed.ops.__compatible_ops__ = dict.fromkeys(ALL_OPS, False)
 
 
 def _plan_buckets(named: Any, dtype: torch.dtype, bucket_bytes: int) -> Iterator[list[tuple[str, torch.Tensor]]]:
