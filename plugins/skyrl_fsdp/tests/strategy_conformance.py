@@ -4,7 +4,7 @@
 forward. :func:`spawn_run` runs a registered strategy on :data:`WORLD` processes through the Strategy API only, as a
 worker does: each rank takes ``ROWS / WORLD`` rows in micro-batches of one row (``accumulate(last=)``), passes its
 share of the global loss sum to ``backward`` and calls ``optimizer_step``. It also measures what ``iter_weights``
-keeps alive, and checks resuming: steps ``1..CKPT_AFTER``, ``save_checkpoint``, a fresh strategy that
+keeps alive, that a step with NaN gradients is skipped, and resuming: steps ``1..CKPT_AFTER``, ``save_checkpoint``, a fresh strategy that
 ``load_checkpoint``\\ s and runs the remaining steps must end with the uninterrupted run's weights.
 
 The loss of one step is the token-mean negative log-likelihood over every row of the step (``N`` target tokens):
@@ -15,8 +15,10 @@ partial sum divided by the global ``N``, so the sum over micro-batches and ranks
 from __future__ import annotations
 
 import os
+import functools
 import socket
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -74,20 +76,21 @@ def target_tokens(batch: dict[str, torch.Tensor]) -> int:
     return int(batch["attention_mask"][:, 1:].sum())
 
 
-def reference_run(model_path: str) -> dict[str, Any]:
+def reference_run(model_path: str, device: str = "cpu") -> dict[str, Any]:
     """Plain PyTorch in this process: losses, gradient norms and final weights."""
     from skyrl_core.strategy.common import build_optimizer_and_scheduler, clip_and_step, load_hf_model
 
     torch.manual_seed(0)
-    model = load_hf_model(model_path, run_config("reference"), trainable=True)
+    model = load_hf_model(model_path, run_config("reference"), trainable=True, device=device)
     optimizer, scheduler = build_optimizer_and_scheduler(model, optimizer_config())
     losses, norms = [], []
     for batch in step_batches(model.config.vocab_size):
+        batch = {k: v.to(device) for k, v in batch.items()}
         loss = loss_share(model(**batch).logits, batch, target_tokens(batch))
         loss.backward()
         losses.append(float(loss.detach()))
         norms.append(clip_and_step(list(model.parameters()), optimizer, scheduler, MAX_NORM).grad_norm)
-    weights = {name: t.detach().clone() for name, t in model.state_dict().items()}
+    weights = {name: t.detach().cpu().clone() for name, t in model.state_dict().items()}
     return {"losses": losses, "grad_norms": norms, "weights": weights}
 
 
@@ -97,21 +100,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def spawn_run(strategy: str, sections: list[Any], model_path: str, out_dir: str) -> list[dict[str, Any]]:
-    """Run :func:`_rank_main` for each config section in turn, in one group of :data:`WORLD` processes (starting
-    processes is the slow part); rank 0's results, one per section."""
+def spawn_run(strategy: str, sections: list[Any], model_path: str, out_dir: str, *, world: int = WORLD,
+              bf16: bool = False) -> list[dict[str, Any]]:
+    """Run :func:`_rank_main` for each config section in turn, in one group of ``world`` processes (starting
+    processes is the slow part); rank 0's results, one per section. With CUDA, rank ``r`` uses GPU ``r``."""
     port = _free_port()
-    mp.start_processes(_rank_main, args=(strategy, sections, model_path, out_dir, port), nprocs=WORLD,
+    mp.start_processes(_rank_main, args=(strategy, sections, model_path, out_dir, port, world, bf16), nprocs=world,
                        start_method="spawn")
     return [torch.load(os.path.join(out_dir, str(i), "rank0.pt"), weights_only=False) for i in range(len(sections))]
 
 
-def _make_strategy(name: str, section: Any, rank: int, port: int) -> Any:
+def _make_strategy(name: str, section: Any, rank: int, port: int, world: int, bf16: bool) -> Any:
     from skyrl_core.plugins import PluginManager
 
     strategy_cls = PluginManager().registry("strategies")[name]
-    strategy = strategy_cls(config=section, run_config=run_config(name))
-    strategy.init_distributed(rank=rank, world_size=WORLD, master_addr="127.0.0.1", master_port=port)
+    strategy = strategy_cls(config=section, run_config=run_config(name, bf16=bf16))
+    strategy.init_distributed(rank=rank, world_size=world, master_addr="127.0.0.1", master_port=port)
     return strategy
 
 
@@ -123,27 +127,34 @@ def train_steps(strategy: Any, batches: list[dict[str, torch.Tensor]]) -> tuple[
     for batch in batches:
         total = target_tokens(batch)
         mine = {k: v[strategy.mesh.dp_rank * rows:(strategy.mesh.dp_rank + 1) * rows] for k, v in batch.items()}
-        step_loss = torch.zeros(())
+        step_loss = torch.zeros((), device=strategy.device)
         for i in range(rows):
             micro = {k: v[i:i + 1].to(strategy.device) for k, v in mine.items()}
             with strategy.accumulate(last=i == rows - 1):
                 loss = loss_share(strategy.forward(**micro).logits, micro, total)
                 strategy.backward(loss)
-            step_loss += loss.detach().cpu()
+            step_loss += loss.detach()
         losses.append(float(strategy.all_reduce_sum(step_loss)))
         norms.append(strategy.optimizer_step(MAX_NORM).grad_norm)
     return losses, norms
 
 
-def collect_weights(strategy: Any, bucket_bytes: int = BUCKET_BYTES) -> tuple[dict[str, torch.Tensor], int, int]:
+def collect_weights(strategy: Any, bucket_bytes: int = BUCKET_BYTES) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """``iter_weights`` in fp32 on every rank, consumed as a sender would (each chunk dropped before the next).
 
-    Returns the weights, the peak bytes of yielded tensors still alive when a chunk arrives (measured with weak
-    references: what the strategy itself still holds of earlier chunks counts), and the largest tensor's bytes.
+    Returns the weights and memory figures: ``peak_alive_bytes``, the peak bytes of yielded tensors still alive
+    when a chunk arrives (weak references: what the strategy itself still holds of earlier chunks counts),
+    ``largest_bytes`` (the largest tensor) and, on CUDA, ``peak_device_extra_bytes`` (the allocator's peak during
+    the iteration above what was allocated before it).
     """
     weights: dict[str, torch.Tensor] = {}
     alive: dict[int, int] = {}
     peak = largest = 0
+    cuda = strategy.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
     for index, chunk in enumerate(strategy.iter_weights(dtype=torch.float32, bucket_bytes=bucket_bytes)):
         for position, tensor in enumerate(chunk.tensors):
             key = index * 10_000 + position
@@ -154,17 +165,35 @@ def collect_weights(strategy: Any, bucket_bytes: int = BUCKET_BYTES) -> tuple[di
         for name, tensor in zip(chunk.names, chunk.tensors):
             weights[name] = tensor.detach().cpu().clone()
         del chunk, tensor
-    return weights, peak, largest
+    memory = {"peak_alive_bytes": peak, "largest_bytes": largest}
+    if cuda:
+        memory["peak_device_extra_bytes"] = torch.cuda.max_memory_allocated() - before
+    return weights, memory
 
 
-def _rank_main(rank: int, name: str, sections: list[Any], model_path: str, out_dir: str, port: int) -> None:
+def nan_step(strategy: Any, batch: dict[str, torch.Tensor]) -> Any:
+    """One optimizer step whose loss (so every gradient) is NaN: it must be skipped."""
+    rows = ROWS // strategy.mesh.dp_size
+    micro = {k: v[strategy.mesh.dp_rank * rows:strategy.mesh.dp_rank * rows + 1].to(strategy.device)
+             for k, v in batch.items()}
+    with strategy.accumulate(last=True):
+        loss = loss_share(strategy.forward(**micro).logits, micro, target_tokens(batch))
+        strategy.backward(loss * float("nan"))
+    return strategy.optimizer_step(MAX_NORM)
+
+
+def _rank_main(rank: int, name: str, sections: list[Any], model_path: str, out_dir: str, port: int, world: int,
+               bf16: bool) -> None:
     torch.set_num_threads(1)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(rank)
     for index, section in enumerate(sections):
-        _run_section(rank, name, section, model_path, os.path.join(out_dir, str(index)), port)
+        make = functools.partial(_make_strategy, name, section, rank, port, world, bf16)
+        _run_section(rank, make, model_path, os.path.join(out_dir, str(index)))
 
 
-def _run_section(rank: int, name: str, section: Any, model_path: str, out_dir: str, port: int) -> None:
-    strategy = _make_strategy(name, section, rank, port)
+def _run_section(rank: int, make: Callable[[], Any], model_path: str, out_dir: str) -> None:
+    strategy = make()
     torch.manual_seed(0)
     strategy.build_model(model_path, trainable=True, optimizer_config=optimizer_config())
     batches = step_batches(strategy.unwrapped_model.config.vocab_size)
@@ -172,21 +201,24 @@ def _run_section(rank: int, name: str, section: Any, model_path: str, out_dir: s
     losses, norms = train_steps(strategy, batches[:CKPT_AFTER])
     if rank == 0:
         os.makedirs(ckpt)
-    strategy.all_reduce_sum(torch.zeros(1))  # the folder exists before any rank writes
+    strategy.all_reduce_sum(torch.zeros(1, device=strategy.device))  # the folder exists before any rank writes
     strategy.save_checkpoint(ckpt)
     more_losses, more_norms = train_steps(strategy, batches[CKPT_AFTER:])
-    weights, peak, largest = collect_weights(strategy)
+    weights, memory = collect_weights(strategy)
     total_bytes = sum(t.numel() * t.element_size() for t in weights.values())
+    skipped = nan_step(strategy, batches[-1])
+    weights_after_nan, _ = collect_weights(strategy)
+    kept = all((weights_after_nan[k] == v).all() for k, v in weights.items())
 
-    resumed = _make_strategy(name, section, rank, port)
+    resumed = make()
     resumed.build_model(model_path, trainable=True, optimizer_config=optimizer_config())
     resumed.load_checkpoint(ckpt)
     resumed_lr = resumed.current_lr()
     resumed_losses, _ = train_steps(resumed, batches[CKPT_AFTER:])
-    resumed_weights, _, _ = collect_weights(resumed)
+    resumed_weights, _ = collect_weights(resumed)
     if rank == 0:
         torch.save({"losses": losses + more_losses, "grad_norms": norms + more_norms, "weights": weights,
-                    "peak_alive_bytes": peak, "largest_bytes": largest, "model_bytes": total_bytes,
+                    **memory, "model_bytes": total_bytes, "nan_step": skipped, "nan_step_kept_weights": kept,
                     "resumed_losses": resumed_losses, "resumed_weights": resumed_weights,
                     "resumed_lr": resumed_lr}, os.path.join(out_dir, "rank0.pt"))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import strategy_conformance as conformance
 
@@ -32,6 +34,13 @@ def test_fsdp2_streams_weights_one_bucket_at_a_time(layout, results):
     result = results[1][layout]
     assert result["peak_alive_bytes"] <= max(conformance.BUCKET_BYTES, result["largest_bytes"])
     assert result["peak_alive_bytes"] < result["model_bytes"] / 4
+
+
+@pytest.mark.parametrize("layout", list(SECTIONS))
+def test_fsdp2_skips_non_finite_gradients(layout, results):
+    result = results[1][layout]
+    assert result["nan_step"].skipped and not math.isfinite(result["nan_step"].grad_norm)
+    assert result["nan_step_kept_weights"]
 
 
 @pytest.mark.parametrize("layout", list(SECTIONS))
