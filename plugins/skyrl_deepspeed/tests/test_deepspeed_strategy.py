@@ -6,7 +6,6 @@ import math
 
 import pytest
 import strategy_conformance as conformance
-
 from skyrl_deepspeed.config import DeepSpeedConfig
 
 STAGES = (1, 2, 3)

@@ -4,8 +4,9 @@
 forward. :func:`spawn_run` runs a registered strategy on :data:`WORLD` processes through the Strategy API only, as a
 worker does: each rank takes ``ROWS / WORLD`` rows in micro-batches of one row (``accumulate(last=)``), passes its
 share of the global loss sum to ``backward`` and calls ``optimizer_step``. It also measures what ``iter_weights``
-keeps alive, that a step with NaN gradients is skipped, and resuming: steps ``1..CKPT_AFTER``, ``save_checkpoint``, a fresh strategy that
-``load_checkpoint``\\ s and runs the remaining steps must end with the uninterrupted run's weights.
+keeps alive, that a step with NaN gradients is skipped, and resuming: after steps ``1..CKPT_AFTER`` and
+``save_checkpoint``, a fresh strategy that loads the checkpoint and runs the remaining steps must end with the
+uninterrupted run's losses and weights.
 
 The loss of one step is the token-mean negative log-likelihood over every row of the step (``N`` target tokens):
 ``L = -1/N * sum_{b,t} mask[b,t+1] * log softmax(logits[b,t])[ids[b,t+1]]``; a micro-batch contributes its
@@ -14,8 +15,8 @@ partial sum divided by the global ``N``, so the sum over micro-batches and ranks
 
 from __future__ import annotations
 
-import os
 import functools
+import os
 import socket
 import weakref
 from collections.abc import Callable
