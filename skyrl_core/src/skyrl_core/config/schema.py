@@ -158,6 +158,7 @@ class TrainerConfig:
     seed: int = option(42, "Seed of data order, sampling and initialisation.")
     resume_mode: str = option("latest", "none, latest or from_path.")
     resume_path: str | None = option(None, "Checkpoint folder when resume_mode=from_path.")
+    resume_load_optimizer: bool = option(True, "Load optimizer and schedule state on resume (false: weights only).")
     ckpt_path: str | None = option(None, "Checkpoint folder (default: <output_dir>/ckpts).")
     max_ckpts_to_keep: int = option(-1, "Keep at most this many checkpoints (-1: all).")
     ckpt_interval: int = option(10, "Checkpoint every N steps (<= 0: only at the end).")

@@ -111,6 +111,12 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
     from skyrl_core.loggers.base import make_loggers
     from skyrl_core.ray_utils import init_ray
     from skyrl_core.trainer.actors import RunActors
+    from skyrl_core.trainer.checkpoint import (
+        CheckpointWriter,
+        find_resume_point,
+        truncate_metrics,
+        warn_on_changed_settings,
+    )
     from skyrl_core.trainer.loop import Trainer
 
     torch.set_num_threads(1)
@@ -124,6 +130,13 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
     loader = PromptDataLoader(train_set.rows, batch_size=trainer.train_batch_size, seed=trainer.seed,
                               epochs=trainer.epochs)
     config_dict = config_to_dict(config, redact_secrets=False)
+    resume = find_resume_point(config, run_dir)
+    if resume is not None:
+        warn_on_changed_settings(resume, config_dict)
+        dropped = truncate_metrics(run_dir, resume.global_step)
+        log.info("resuming from %s (step %d)%s", resume.folder, resume.global_step,
+                 f"; dropped {dropped} metrics rows logged after it" if dropped else "")
+    checkpoints = CheckpointWriter(config, run_dir, yaml.safe_dump(config_to_dict(config), sort_keys=False))
     loggers = make_loggers(trainer.logger, registry=pm.registry("loggers"), run_dir=run_dir,
                            project_name=trainer.project_name, run_name=trainer.run_name,
                            config=config_to_dict(config), sections=trainer.sections)
@@ -131,7 +144,7 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
     actors = RunActors(config, config_dict, pm, cpu_count=os.cpu_count() or 1)
     try:
         Trainer(config=config, pm=pm, actors=actors, tokenizer=tokenizer, train_loader=loader,
-                val_rows=val_rows, loggers=loggers).fit()
+                val_rows=val_rows, loggers=loggers, checkpoints=checkpoints).fit(resume)
     finally:
         loggers.finish()
         actors.shutdown()

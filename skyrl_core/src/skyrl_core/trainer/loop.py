@@ -17,6 +17,7 @@ from skyrl_core.algorithms.reduction import masked_mean, masked_whiten
 from skyrl_core.config.loader import component_section
 from skyrl_core.generator import GeneratorInput, GeneratorOutput, sampling_params_from_config
 from skyrl_core.trainer.batch import RolloutBatch, build_batch
+from skyrl_core.trainer.checkpoint import CheckpointWriter, ResumePoint, driver_rng_state, set_driver_rng_state
 from skyrl_core.trainer.handoff import DeviceHandoff
 from skyrl_core.trainer.metrics import rollout_metrics, sample_records
 from skyrl_core.trainer.progress import generation_progress
@@ -28,10 +29,10 @@ class Trainer:
     """Owns the actors of one run; :meth:`fit` trains until the data or ``max_training_steps`` runs out."""
 
     def __init__(self, *, config: Any, pm: Any, actors: Any, tokenizer: Any, train_loader: Any,
-                 val_rows: list[Any], loggers: Any):
+                 val_rows: list[Any], loggers: Any, checkpoints: CheckpointWriter | None = None):
         self.config = config
         self.actors, self.tokenizer, self.loader, self.val_rows = actors, tokenizer, train_loader, val_rows
-        self.loggers = loggers
+        self.loggers, self.checkpoints = loggers, checkpoints
         self.global_step = 0
         self.weight_sync = WeightSyncDriver(config, actors)
         self.handoff = DeviceHandoff(
@@ -49,22 +50,64 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
-    def fit(self) -> None:
+    def fit(self, resume: ResumePoint | None = None) -> None:
+        """Train from the start, or from ``resume``; checkpoint every ``ckpt_interval`` steps and at the end."""
         trainer = self.config.trainer
-        if trainer.eval_before_train and self.val_rows and trainer.eval_interval > 0:
+        if resume is not None:
+            self.restore(resume)
+        elif trainer.eval_before_train and self.val_rows and trainer.eval_interval > 0:
             self.loggers.log(self.evaluate(), step=0)
-        last_eval = 0
-        for prompts in self.loader:
+        last_eval = last_save = self.global_step
+        for prompts in self._remaining_batches():
             self.global_step += 1
             metrics = self.train_step(prompts)
             if trainer.eval_interval > 0 and self.val_rows and self.global_step % trainer.eval_interval == 0:
                 metrics.update(self.evaluate())
                 last_eval = self.global_step
             self.loggers.log(metrics, step=self.global_step)
-            if trainer.max_training_steps is not None and self.global_step >= trainer.max_training_steps:
-                break
-        if self.val_rows and trainer.eval_interval > 0 and last_eval != self.global_step and self.global_step > 0:
+            if trainer.ckpt_interval > 0 and self.global_step % trainer.ckpt_interval == 0:
+                self.save_checkpoint()
+                last_save = self.global_step
+        if last_save != self.global_step:
+            self.save_checkpoint()
+        if self.val_rows and trainer.eval_interval > 0 and last_eval != self.global_step:
             self.loggers.log(self.evaluate(), step=self.global_step)
+
+    def _remaining_batches(self) -> Any:
+        """The loader's batches up to ``max_training_steps``; the limit is checked before a batch is drawn, so
+        the loader's cursor (saved in checkpoints) never counts a batch that was not trained on."""
+        limit = self.config.trainer.max_training_steps
+        batches = iter(self.loader)
+        while limit is None or self.global_step < limit:
+            try:
+                yield next(batches)
+            except StopIteration:
+                return
+
+    # -- checkpoints --------------------------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        if self.checkpoints is None:
+            return
+        state = {"dataloader": self.loader.state_dict(), "rng": driver_rng_state()}
+
+        def save_workers(folder: str) -> None:
+            self.handoff.to_train()  # colocated: the policy's optimizer state must be on hand to be saved
+            self.actors.policy.run("save_checkpoint", folder)
+
+        self.checkpoints.save(self.global_step, state, save_workers)
+
+    def restore(self, point: ResumePoint) -> None:
+        """Load a checkpoint into the workers, the dataloader and the driver, then give the engines its weights."""
+        trainer = self.config.trainer
+        self.handoff.to_train()
+        self.actors.policy.run("load_checkpoint", str(point.folder), trainer.resume_load_optimizer)
+        self.loader.load_state_dict(point.state["dataloader"])
+        set_driver_rng_state(point.state["rng"])
+        self.global_step = point.global_step
+        self.handoff.to_sync()
+        self.weight_sync.sync()
+        self.handoff.to_generate()
 
     def train_step(self, prompts: list[Any]) -> dict[str, float]:
         config = self.config
