@@ -144,7 +144,7 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
     actors = RunActors(config, config_dict, pm, cpu_count=os.cpu_count() or 1)
     try:
         Trainer(config=config, pm=pm, actors=actors, tokenizer=tokenizer, train_loader=loader,
-                val_rows=val_rows, loggers=loggers, checkpoints=checkpoints).fit(resume)
+                val_rows=val_rows, loggers=loggers, checkpoints=checkpoints, run_dir=run_dir).fit(resume)
     finally:
         loggers.finish()
         actors.shutdown()

@@ -9,18 +9,19 @@ advantages -> policy update (mini-batches = optimizer steps, micro-batches = acc
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from skyrl_core.algorithms.reduction import masked_mean, masked_whiten
 from skyrl_core.config.loader import component_section
-from skyrl_core.generator import GeneratorInput, GeneratorOutput, sampling_params_from_config
+from skyrl_core.generator import GeneratorOutput
 from skyrl_core.trainer.batch import RolloutBatch, build_batch
 from skyrl_core.trainer.checkpoint import CheckpointWriter, ResumePoint, driver_rng_state, set_driver_rng_state
+from skyrl_core.trainer.evaluation import evaluate, generate_rows, write_eval_samples
 from skyrl_core.trainer.handoff import DeviceHandoff
 from skyrl_core.trainer.metrics import rollout_metrics, sample_records
-from skyrl_core.trainer.progress import generation_progress
 from skyrl_core.trainer.train_batch import TrainingBatch, split_for_workers
 from skyrl_core.trainer.weight_sync import WeightSyncDriver
 
@@ -29,10 +30,11 @@ class Trainer:
     """Owns the actors of one run; :meth:`fit` trains until the data or ``max_training_steps`` runs out."""
 
     def __init__(self, *, config: Any, pm: Any, actors: Any, tokenizer: Any, train_loader: Any,
-                 val_rows: list[Any], loggers: Any, checkpoints: CheckpointWriter | None = None):
+                 val_rows: list[Any], loggers: Any, checkpoints: CheckpointWriter | None = None,
+                 run_dir: Path | None = None):
         self.config = config
         self.actors, self.tokenizer, self.loader, self.val_rows = actors, tokenizer, train_loader, val_rows
-        self.loggers, self.checkpoints = loggers, checkpoints
+        self.loggers, self.checkpoints, self.run_dir = loggers, checkpoints, run_dir
         self.global_step = 0
         self.weight_sync = WeightSyncDriver(config, actors)
         self.handoff = DeviceHandoff(
@@ -68,6 +70,8 @@ class Trainer:
             if trainer.ckpt_interval > 0 and self.global_step % trainer.ckpt_interval == 0:
                 self.save_checkpoint()
                 last_save = self.global_step
+            if trainer.hf_save_interval > 0 and self.global_step % trainer.hf_save_interval == 0:
+                self.export_hf()
         if last_save != self.global_step:
             self.save_checkpoint()
         if self.val_rows and trainer.eval_interval > 0 and last_eval != self.global_step:
@@ -96,6 +100,12 @@ class Trainer:
             self.actors.policy.run("save_checkpoint", folder)
 
         self.checkpoints.save(self.global_step, state, save_workers)
+
+    def export_hf(self) -> None:
+        """An HF model folder of the current policy under ``trainer.export_path`` (default ``<run>/exports``)."""
+        root = Path(self.config.trainer.export_path or (self.run_dir or Path(".")) / "exports").expanduser()
+        self.handoff.to_train()
+        self.actors.policy.run("export_hf", str(root / f"global_step_{self.global_step}"))
 
     def restore(self, point: ResumePoint) -> None:
         """Load a checkpoint into the workers, the dataloader and the driver, then give the engines its weights."""
@@ -142,14 +152,8 @@ class Trainer:
     # -- phases -------------------------------------------------------------------------------------------------
 
     def _generate(self, rows: list[Any], sampling: Any, phase: str, label: str) -> GeneratorOutput:
-        """One trajectory per row (prompt rows already repeated), on awake engines, with a progress bar."""
         self.handoff.to_generate()
-        with generation_progress(self.generator, f"{label}: generating"):
-            return self.generator.generate(GeneratorInput(
-                prompts=[r.prompt for r in rows], env_classes=[r.env_class for r in rows],
-                env_extras=[r.extras for r in rows], group_ids=[r.index for r in rows],
-                sampling=sampling_params_from_config(sampling), phase=phase,
-            ))
+        return generate_rows(self.generator, rows, sampling, phase, label)
 
     def _prepare(self, batch: RolloutBatch) -> dict[str, float]:
         """Ref and old log-probs, advantages; returns the rollout-vs-trainer log-prob metric."""
@@ -205,19 +209,10 @@ class Trainer:
     # -- eval ---------------------------------------------------------------------------------------------------
 
     def evaluate(self) -> dict[str, float]:
-        generator = self.config.generator
-        size = max(1, self.config.trainer.eval_batch_size)
-        k = generator.eval_n_samples_per_prompt
-        outputs, groups = [], []
-        for start in range(0, len(self.val_rows), size):
-            rows = [row for row in self.val_rows[start : start + size] for _ in range(k)]
-            outputs.append(self._generate(rows, generator.eval_sampling_params, "eval", "eval"))
-            groups.append([r.index for r in rows])
-        metrics: dict[str, float] = {}
-        weights = [len(g) for g in groups]
-        for output, group in zip(outputs, groups, strict=True):
-            for key, value in rollout_metrics(output, group, prefix="eval/").items():
-                metrics[key] = metrics.get(key, 0.0) + value * len(group) / sum(weights)
+        metrics, first = evaluate(self.config, self.val_rows, self._generate)
+        if self.run_dir is not None:
+            write_eval_samples(self.run_dir, self.global_step, first, self.tokenizer,
+                               self.config.trainer.num_logger_samples)
         return metrics
 
 
