@@ -91,7 +91,52 @@ def read_checkpoint(folder: Path) -> ResumePoint:
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"checkpoint file {path} is corrupt or truncated ({exc}). Resume from another "
                         "checkpoint (trainer.resume_mode=from_path trainer.resume_path=...)") from None
+    verify_files(folder)
     return ResumePoint(folder=folder, state=state)
+
+
+def verify_files(folder: Path) -> None:
+    """Check every weight and state file of a checkpoint without loading it: a safetensors file must be as long
+    as its header says, a torch (zip) file must have an intact central directory. A damaged file is a
+    :class:`UserError` naming it, raised before any worker starts."""
+    import zipfile
+
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        problem = None
+        if path.suffix == ".safetensors":
+            problem = _safetensors_problem(path)
+        elif path.suffix == ".pt":
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    archive.namelist()
+            except (zipfile.BadZipFile, OSError) as exc:
+                problem = str(exc)
+        if problem:
+            raise UserError(f"checkpoint file {path} is corrupt or truncated ({problem}). Resume from another "
+                            "checkpoint (trainer.resume_mode=from_path trainer.resume_path=...)")
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """safetensors layout: an 8-byte little-endian header length, a JSON header giving each tensor's
+    ``data_offsets`` into the data that follows."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return "shorter than its header"
+        length = int.from_bytes(head, "little")
+        if 8 + length > size:
+            return "header cut off"
+        try:
+            header = json.loads(f.read(length))
+        except ValueError:
+            return "unreadable header"
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + length + end != size:
+        return f"{size} bytes where the header describes {8 + length + end}"
+    return None
 
 
 def warn_on_changed_settings(point: ResumePoint, config_dict: dict[str, Any]) -> None:
