@@ -15,9 +15,14 @@ class AlgorithmPreset:
     ``defaults`` maps dotted keys to values (``{"trainer.algorithm.advantage_estimator": "grpo"}``); they apply
     after skyrl's defaults and before the env's, the config file's and the command line's.
     ``batch_hooks`` run in order on every generated training batch, before advantages are computed, as
-    ``hook(batch, config) -> batch`` (``batch`` is a :class:`skyrl_core.trainer.batch.RolloutBatch`).
+    ``hook(batch, config) -> batch`` (``batch`` is a :class:`skyrl_core.trainer.batch.RolloutBatch`; a hook may
+    edit its tensors, e.g. reward shaping, or return fewer rows with ``batch.select(rows)``).
+    ``refill_batches=True`` declares that the hooks may drop whole prompt groups and asks the trainer to generate
+    more prompts within the step until ``trainer.train_batch_size`` groups are kept (at most
+    ``trainer.algorithm.dynamic_sampling.max_sample_batches`` rounds; see :mod:`skyrl_core.trainer.sampling`).
     """
 
     defaults: dict[str, Any] = attrs.field(factory=dict)
     description: str = ""
     batch_hooks: tuple[Callable[..., Any], ...] = ()
+    refill_batches: bool = False

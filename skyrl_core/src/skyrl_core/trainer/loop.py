@@ -9,6 +9,7 @@ advantages -> policy update (mini-batches = optimizer steps, micro-batches = acc
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,12 @@ import torch
 from skyrl_core.algorithms.reduction import masked_mean, masked_whiten
 from skyrl_core.config.loader import component_section
 from skyrl_core.generator import GeneratorOutput
-from skyrl_core.trainer.batch import RolloutBatch, build_batch
+from skyrl_core.trainer.batch import RolloutBatch, concat_outputs
 from skyrl_core.trainer.checkpoint import CheckpointWriter, ResumePoint, driver_rng_state, set_driver_rng_state
 from skyrl_core.trainer.evaluation import evaluate, generate_rows, write_eval_samples
 from skyrl_core.trainer.handoff import DeviceHandoff
 from skyrl_core.trainer.metrics import rollout_metrics, sample_records
+from skyrl_core.trainer.sampling import sample_batch
 from skyrl_core.trainer.train_batch import TrainingBatch, split_for_workers
 from skyrl_core.trainer.weight_sync import WeightSyncDriver
 
@@ -46,8 +48,10 @@ class Trainer:
         section = component_section(config.generator, config.generator.name, "generators", pm)
         self.generator = generator_cls(config=section, run_config=config, tokenizer=tokenizer,
                                        engine_client=actors.engine_client, plugin_manager=pm)
-        preset = config.trainer.algorithm.preset
-        self.batch_hooks = pm.registry("algorithms")[preset].batch_hooks if preset else ()
+        preset = pm.registry("algorithms")[config.trainer.algorithm.preset] if config.trainer.algorithm.preset else None
+        self.batch_hooks = preset.batch_hooks if preset else ()
+        self.refill_batches = bool(preset and preset.refill_batches)
+        self._prompt_stream: Iterator[list[Any]] = iter(())
         self.estimator = pm.registry("advantage_estimators")[config.trainer.algorithm.advantage_estimator]
 
     # -- the loop -----------------------------------------------------------------------------------------------
@@ -81,10 +85,10 @@ class Trainer:
         """The loader's batches up to ``max_training_steps``; the limit is checked before a batch is drawn, so
         the loader's cursor (saved in checkpoints) never counts a batch that was not trained on."""
         limit = self.config.trainer.max_training_steps
-        batches = iter(self.loader)
+        self._prompt_stream = iter(self.loader)
         while limit is None or self.global_step < limit:
             try:
-                yield next(batches)
+                yield next(self._prompt_stream)
             except StopIteration:
                 return
 
@@ -121,18 +125,20 @@ class Trainer:
 
     def train_step(self, prompts: list[Any]) -> dict[str, float]:
         config = self.config
-        n = config.generator.n_samples_per_prompt
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        rows = [row for row in prompts for _ in range(n)]
-        output = self._generate(rows, config.generator.sampling_params, "train", f"step {self.global_step}")
+        label = f"step {self.global_step}"
+        sampled = sample_batch(
+            prompts=prompts, more_prompts=self._prompt_stream, hooks=self.batch_hooks, refill=self.refill_batches,
+            generate=lambda rows: self._generate(rows, config.generator.sampling_params, "train", label),
+            config=config, pad_token_id=self.tokenizer.pad_token_id,
+        )
+        batch = sampled.batch
         timings["timing/generate"] = time.perf_counter() - start
         self.handoff.to_train()
-        batch = build_batch(output, [r.index for r in rows], self.tokenizer.pad_token_id)
-        for hook in self.batch_hooks:
-            batch = hook(batch, config)
         mark = time.perf_counter()
         metrics = self._prepare(batch)
+        metrics.update(sampled.metrics)
         metrics.update(self._train(batch))
         timings["timing/train"] = time.perf_counter() - mark
         mark = time.perf_counter()
@@ -141,7 +147,8 @@ class Trainer:
         self.handoff.to_generate()
         timings["timing/weight_sync"] = time.perf_counter() - mark
         timings["timing/step"] = time.perf_counter() - start
-        metrics.update(rollout_metrics(output, batch.group_ids, prefix=""))
+        output = concat_outputs([o for o, _ in sampled.outputs])
+        metrics.update(rollout_metrics(output, [g for _, groups in sampled.outputs for g in groups], prefix=""))
         metrics.update(timings)
         tokens = float(batch.tensors["attention_mask"].sum())
         metrics["throughput/tokens_per_s"] = tokens / max(timings["timing/step"], 1e-9)
