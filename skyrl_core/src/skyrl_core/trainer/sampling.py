@@ -1,12 +1,13 @@
 """One step's training batch: generate, run the preset's batch hooks, and, for presets that filter prompt groups,
 generate again until the batch is full.
 
-A preset with ``refill_batches=True`` (dynamic sampling: drop groups whose rewards are all equal) has batch hooks that may drop whole
-prompt groups. The trainer then draws the next prompts from the dataloader, generates, runs the hooks on the new
-rows, and appends the kept groups, until ``trainer.train_batch_size`` groups are kept; extra groups are dropped
-from the end. After ``trainer.algorithm.dynamic_sampling.max_sample_batches`` generation rounds (``<= 0``:
-unlimited) without a full batch, the run stops with a message saying what happened. When the data runs out first,
-the step trains on the groups it has.
+A preset with ``refill_batches=True`` (dynamic sampling, which drops groups whose rewards are all equal, is the
+example) has batch hooks that may drop whole prompt groups. The trainer then draws the next prompts from the
+dataloader, generates, runs the hooks on the new rows, and appends the kept groups, until
+``trainer.train_batch_size`` groups are kept; extra groups are dropped from the end. After
+``trainer.algorithm.dynamic_sampling.max_sample_batches`` generation rounds (``<= 0``: unlimited) without a full
+batch, the run stops with a message saying what happened. When the data runs out first, the step trains on the
+groups it has.
 """
 
 from __future__ import annotations
