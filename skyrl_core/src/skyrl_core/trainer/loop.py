@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from skyrl_core.algorithms.reduction import masked_mean, masked_whiten
+from skyrl_core.algorithms.value_loss import explained_variance
 from skyrl_core.config.loader import component_section
 from skyrl_core.generator import GeneratorOutput
 from skyrl_core.trainer.batch import RolloutBatch, concat_outputs
@@ -40,7 +41,7 @@ class Trainer:
         self.global_step = 0
         self.weight_sync = WeightSyncDriver(config, actors)
         self.handoff = DeviceHandoff(
-            engines=_EngineGroup(actors), groups=[g for g in (actors.policy, actors.ref) if g is not None],
+            engines=_EngineGroup(actors), groups=actors.train_groups,
             colocated=config.trainer.placement.colocate_all,
             offload_optimizer=config.trainer.policy.optimizer_config.offload_after_step,
         )
@@ -101,7 +102,9 @@ class Trainer:
 
         def save_workers(folder: str) -> None:
             self.handoff.to_train()  # colocated: the policy's optimizer state must be on hand to be saved
-            self.actors.policy.run("save_checkpoint", folder)
+            for group in self.actors.train_groups:
+                if group.role != "ref":  # the ref model never changes: it is reloaded from its path
+                    group.run("save_checkpoint", folder)
 
         self.checkpoints.save(self.global_step, state, save_workers)
 
@@ -115,7 +118,9 @@ class Trainer:
         """Load a checkpoint into the workers, the dataloader and the driver, then give the engines its weights."""
         trainer = self.config.trainer
         self.handoff.to_train()
-        self.actors.policy.run("load_checkpoint", str(point.folder), trainer.resume_load_optimizer)
+        for group in self.actors.train_groups:
+            if group.role != "ref":
+                group.run("load_checkpoint", str(point.folder), trainer.resume_load_optimizer)
         self.loader.load_state_dict(point.state["dataloader"])
         set_driver_rng_state(point.state["rng"])
         self.global_step = point.global_step
@@ -178,10 +183,18 @@ class Trainer:
             metrics["rollout/logprob_diff_mean"] = float(masked_mean(diff, mask))
         if algorithm.zero_variance_filter:
             tensors["loss_mask"] = mask = mask * _varying_groups(tensors["token_rewards"].sum(-1), batch.group_ids)
-        advantages, _returns = self.estimator(
-            token_level_rewards=tensors["token_rewards"], response_mask=mask, index=batch.group_ids, values=None,
+        values = None
+        if self.actors.critic is not None:
+            values = tensors["values"] = self.actors.compute_logprobs(self.actors.critic, forward_inputs,
+                                                                      "compute_values") * mask
+        advantages, returns = self.estimator(
+            token_level_rewards=tensors["token_rewards"], response_mask=mask, index=batch.group_ids, values=values,
             config=algorithm,
         )
+        if values is not None:
+            tensors["returns"] = returns.float() * mask
+            metrics["critic/explained_variance"] = explained_variance(values, tensors["returns"], mask)
+            metrics["critic/values_mean"] = float(masked_mean(values, mask))
         if algorithm.advantage_batch_normalize:
             advantages = masked_whiten(advantages, mask)
         tensors["advantages"] = advantages.float() * mask
@@ -198,13 +211,23 @@ class Trainer:
         trainer = self.config.trainer
         n = self.config.generator.n_samples_per_prompt
         fields = ("sequences", "attention_mask", "loss_mask", "advantages", "rollout_logprobs", "old_logprobs",
-                  "ref_logprobs")
+                  "ref_logprobs", "values", "returns")
         training = TrainingBatch(**{k: batch.tensors[k] for k in fields if k in batch.tensors})
+        metrics: dict[str, float] = {}
+        if self.actors.critic is not None:  # the critic learns first, from the values it gave before the update
+            critic = TrainingBatch(sequences=training.sequences, attention_mask=training.attention_mask,
+                                   loss_mask=training.loss_mask, values=training.values, returns=training.returns)
+            requests = split_for_workers(critic, dp_size=self.actors.critic.dp_size,
+                                         rows_per_mini_batch=trainer.critic_mini_batch_size * n, max_seq_len=None,
+                                         epochs=trainer.update_epochs_per_batch)
+            metrics.update(self.actors.critic.run_data_parallel("train_critic", [(r,) for r in requests])[0])
+        training.values = training.returns = None
         requests = split_for_workers(training, dp_size=self.actors.policy.dp_size,
                                      rows_per_mini_batch=trainer.policy_mini_batch_size * n,
                                      max_seq_len=self._max_seq_len(), epochs=trainer.update_epochs_per_batch,
                                      on_policy=self._on_policy())
-        return self.actors.policy.run_data_parallel("train_policy", [(r,) for r in requests])[0]
+        metrics.update(self.actors.policy.run_data_parallel("train_policy", [(r,) for r in requests])[0])
+        return metrics
 
     def _max_seq_len(self) -> int:
         algorithm, generator = self.config.trainer.algorithm, self.config.generator

@@ -4,7 +4,8 @@ It owns a :class:`~skyrl_core.strategy.Strategy` for everything distributed (the
 and does the RL maths itself: log-probs, the registered policy loss, the KL and entropy terms, and the loss
 reduction normalised over the whole mini-batch across micro-batches and data-parallel ranks (see
 :mod:`skyrl_core.algorithms.reduction`). Weight streaming and checkpoints are in
-:class:`~skyrl_core.workers.worker_state.WorkerStateMixin`.
+:class:`~skyrl_core.workers.worker_state.WorkerStateMixin`, the critic's update in
+:class:`~skyrl_core.workers.critic.CriticMixin`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from skyrl_core.algorithms.kl import kl_penalty
 from skyrl_core.algorithms.reduction import reduce_loss
 from skyrl_core.strategy.base import Mesh
 from skyrl_core.trainer.train_batch import MiniBatch, TrainingBatch, TrainRequest
+from skyrl_core.workers.critic import CriticMixin
 from skyrl_core.workers.logprobs import response_logprobs
 from skyrl_core.workers.setup import load_worker_config, set_threads
 from skyrl_core.workers.worker_state import WorkerStateMixin
@@ -26,7 +28,7 @@ from skyrl_core.workers.worker_state import WorkerStateMixin
 _SUMS = ("policy", "kl", "entropy", "tokens", "logprob_diff")
 
 
-class TrainWorker(WorkerStateMixin):
+class TrainWorker(WorkerStateMixin, CriticMixin):
     """One rank of the policy, ref or critic worker group."""
 
     def __init__(self, *, config: dict[str, Any], role: str, rank: int, world_size: int, num_threads: int):
@@ -59,6 +61,9 @@ class TrainWorker(WorkerStateMixin):
         if self.role == "policy":
             self.strategy.build_model(policy_path, trainable=True, optimizer_config=trainer.policy.optimizer_config)
             self.loss_fn = self.pm.registry("policy_losses")[trainer.algorithm.policy_loss_type]
+        elif self.role == "critic":
+            self.strategy.build_model(trainer.critic.model.path, trainable=True,
+                                      optimizer_config=trainer.critic.optimizer_config, head="value")
         else:
             self.strategy.build_model(trainer.ref.model.path or policy_path, trainable=False)
         return self.strategy.mesh
