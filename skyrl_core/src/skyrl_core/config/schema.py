@@ -61,6 +61,41 @@ class CISPOConfig:
 
 
 @attrs.define(kw_only=True)
+class SAPOConfig:
+    tau_pos: float = option(1.0, "SAPO gate temperature for tokens with a positive advantage.")
+    tau_neg: float = option(1.05, "SAPO gate temperature for tokens with a zero or negative advantage.")
+
+
+@attrs.define(kw_only=True)
+class ClipCovConfig:
+    clip_ratio: float = option(0.0002, "clip_cov: fraction of valid tokens whose gradient is detached.")
+    clip_cov_lb: float = option(1.0, "clip_cov: candidates have covariance above this bound.")
+    clip_cov_ub: float = option(5.0, "clip_cov: candidates have covariance below this bound.")
+
+
+@attrs.define(kw_only=True)
+class KLCovConfig:
+    kl_cov_frac: float = option(0.2, "kl_cov: fraction of valid tokens (largest covariance) given the KL penalty.")
+    ppo_kl_coef: float = option(1.0, "kl_cov: coefficient of |logp - logp_old| on the selected tokens.")
+
+
+@attrs.define(kw_only=True)
+class OffPolicyCorrectionConfig:
+    tis_ratio_type: str | None = option(None, "Truncated IS weight vs the engine's log-probs: null, token or sequence.")
+    token_tis_ratio_clip_high: float = option(2.0, "Cap of the token IS weight (tis_ratio_type=token).")
+    sequence_tis_ratio_clip_high: float = option(5.0, "Cap of the sequence IS weight (tis_ratio_type=sequence).")
+    sequence_mask_metric: str | None = option(None, "Mask whole rows by their IS ratio: null, geometric or product.")
+    geo_mask_low: float = option(0.99, "geometric: mask rows whose geometric-mean ratio is below this.")
+    geo_mask_high: float = option(1.01, "geometric: mask rows whose geometric-mean ratio is above this.")
+    product_mask_low: float = option(0.5, "product: mask rows whose product of ratios is below this.")
+    product_mask_high: float = option(2.0, "product: mask rows whose product of ratios is above this.")
+    outlier_token_is_threshold_low: float | None = option(None, "Mask rows having any token ratio below this.")
+    outlier_token_is_threshold_high: float | None = option(None, "Mask rows having any token ratio above this.")
+    token_mask_is_threshold_low: float | None = option(None, "IcePop: mask tokens whose ratio is below this.")
+    token_mask_is_threshold_high: float | None = option(None, "IcePop: mask tokens whose ratio is above this.")
+
+
+@attrs.define(kw_only=True)
 class DynamicSamplingConfig:
     type: str | None = option(None, "null, filter (DAPO) or replace (POLARIS).")
     max_sample_batches: int = option(30, "Most batches sampled to fill one training batch (<= 0: unlimited).")
@@ -70,15 +105,21 @@ class DynamicSamplingConfig:
 @attrs.define(kw_only=True)
 class AlgorithmConfig:
     preset: str | None = option(None, "The --algo preset of this run (its batch hooks run every step).")
-    advantage_estimator: str = option("grpo", "A registered advantage estimator: grpo, gae, rloo, reinforce++, ...")
-    policy_loss_type: str = option("regular", "A registered policy loss: regular, dual_clip, gspo, cispo, ...")
+    advantage_estimator: str = option(
+        "grpo", "A registered advantage estimator: grpo, gae, rloo, reinforce++, reinforce++_baseline, ..."
+    )
+    policy_loss_type: str = option(
+        "regular", "A registered policy loss: regular, dual_clip, gspo, cispo, sapo, clip_cov, kl_cov, ..."
+    )
     loss_reduction: str = option("token_mean", "token_mean, sequence_mean or seq_mean_token_sum_norm.")
     grpo_norm_by_std: bool = option(True, "GRPO: divide by the group's std (false = Dr. GRPO).")
     zero_variance_filter: bool = option(False, "Mask out prompt groups whose rewards are all equal.")
     advantage_batch_normalize: bool = option(False, "Whiten advantages over the whole batch.")
     use_kl_loss: bool = option(True, "Add kl_loss_coef * KL(policy || ref) to the policy loss.")
     kl_loss_coef: float = option(0.001, "Coefficient of the KL loss.")
-    use_kl_in_reward: bool = option(False, "Subtract kl_loss_coef * KL from token rewards instead.")
+    use_kl_in_reward: bool = option(
+        False, "Subtract kl_ctrl.value * KL from token rewards (needs use_kl_loss=false)."
+    )
     kl_estimator_type: str = option("k3", "KL estimator: k1, k2, k3 or abs (Schulman 2020).")
     kl_ctrl: KLControlConfig = section(KLControlConfig, "KL-in-reward controller.")
     use_entropy_loss: bool = option(False, "Subtract entropy_loss_coef * entropy from the loss.")
@@ -90,6 +131,12 @@ class AlgorithmConfig:
     gamma: float = option(1.0, "Discount (gae, reinforce++).")
     lambd: float = option(1.0, "GAE lambda.")
     cispo: CISPOConfig = section(CISPOConfig, "CISPO bounds.")
+    sapo: SAPOConfig = section(SAPOConfig, "SAPO gate temperatures (policy_loss_type=sapo).")
+    clip_cov: ClipCovConfig = section(ClipCovConfig, "Clip-Cov token selection (policy_loss_type=clip_cov).")
+    kl_cov: KLCovConfig = section(KLCovConfig, "KL-Cov token selection (policy_loss_type=kl_cov).")
+    off_policy_correction: OffPolicyCorrectionConfig = section(
+        OffPolicyCorrectionConfig, "Corrections for the gap between the engine's and the trainer's log-probs."
+    )
     dynamic_sampling: DynamicSamplingConfig = section(DynamicSamplingConfig, "Dynamic sampling (DAPO).")
     max_seq_len: int | None = option(None, "Normaliser of seq_mean_token_sum_norm (default: input + generate length).")
     sections: dict[str, Any] = sections_field(("algorithms", "advantage_estimators", "policy_losses"))
