@@ -104,6 +104,41 @@ class CISPOConfig:
 
 
 @attrs.define(kw_only=True)
+class SAPOConfig:
+    tau_pos: float = option(1.0, "SAPO gate temperature for tokens with a positive advantage.")
+    tau_neg: float = option(1.05, "SAPO gate temperature for tokens with a zero or negative advantage.")
+
+
+@attrs.define(kw_only=True)
+class ClipCovConfig:
+    clip_ratio: float = option(0.0002, "clip_cov: fraction of valid tokens whose gradient is detached.")
+    clip_cov_lb: float = option(1.0, "clip_cov: candidates have covariance above this bound.")
+    clip_cov_ub: float = option(5.0, "clip_cov: candidates have covariance below this bound.")
+
+
+@attrs.define(kw_only=True)
+class KLCovConfig:
+    kl_cov_frac: float = option(0.2, "kl_cov: fraction of valid tokens (largest covariance) given the KL penalty.")
+    ppo_kl_coef: float = option(1.0, "kl_cov: coefficient of |logp - logp_old| on the selected tokens.")
+
+
+@attrs.define(kw_only=True)
+class OffPolicyCorrectionConfig:
+    tis_ratio_type: str | None = option(None, "Truncated IS weight vs the engine's log-probs: null, token or sequence.")
+    token_tis_ratio_clip_high: float = option(2.0, "Cap of the token IS weight (tis_ratio_type=token).")
+    sequence_tis_ratio_clip_high: float = option(5.0, "Cap of the sequence IS weight (tis_ratio_type=sequence).")
+    sequence_mask_metric: str | None = option(None, "Mask whole rows by their IS ratio: null, geometric or product.")
+    geo_mask_low: float = option(0.99, "geometric: mask rows whose geometric-mean ratio is below this.")
+    geo_mask_high: float = option(1.01, "geometric: mask rows whose geometric-mean ratio is above this.")
+    product_mask_low: float = option(0.5, "product: mask rows whose product of ratios is below this.")
+    product_mask_high: float = option(2.0, "product: mask rows whose product of ratios is above this.")
+    outlier_token_is_threshold_low: float | None = option(None, "Mask rows having any token ratio below this.")
+    outlier_token_is_threshold_high: float | None = option(None, "Mask rows having any token ratio above this.")
+    token_mask_is_threshold_low: float | None = option(None, "IcePop: mask tokens whose ratio is below this.")
+    token_mask_is_threshold_high: float | None = option(None, "IcePop: mask tokens whose ratio is above this.")
+
+
+@attrs.define(kw_only=True)
 class DynamicSamplingConfig:
     type: str | None = option(None, "null, filter (DAPO) or replace (POLARIS).",
                               pending=ALGOS, check=one_of(None, "filter", "replace"))
@@ -117,9 +152,9 @@ class DynamicSamplingConfig:
 class AlgorithmConfig:
     preset: str | None = option(None, "The --algo preset of this run (its batch hooks run every step).",
                                 read_in="trainer/loop.py")
-    advantage_estimator: str = option("grpo", "A registered advantage estimator: grpo, gae, rloo, reinforce++, ...",
+    advantage_estimator: str = option("grpo", "A registered estimator: grpo, gae, rloo, reinforce++, reinforce++_baseline, ...",
                                       read_in="trainer/loop.py")
-    policy_loss_type: str = option("regular", "A registered policy loss: regular, dual_clip, gspo, cispo, ...",
+    policy_loss_type: str = option("regular", "A registered policy loss: regular, dual_clip, gspo, cispo, sapo, clip_cov, kl_cov, ...",
                                    read_in="workers/train_worker.py")
     loss_reduction: str = option(
         "token_mean", "token_mean, sequence_mean or seq_mean_token_sum_norm.",
@@ -135,7 +170,8 @@ class AlgorithmConfig:
                                read_in="workers/train_worker.py")
     kl_loss_coef: float = option(0.001, "Coefficient of the KL loss.",
                                  read_in="workers/train_worker.py", check=at_least(0))
-    use_kl_in_reward: bool = option(False, "Subtract kl_loss_coef * KL from token rewards instead.", pending=ALGOS)
+    use_kl_in_reward: bool = option(False, "Subtract kl_ctrl's coefficient * KL from token rewards (needs "
+                                    "use_kl_loss=false).", read_in="trainer/loop.py")
     kl_estimator_type: str = option("k3", "KL estimator: k1, k2, k3 or abs (Schulman 2020).",
                                     read_in="workers/train_worker.py", check=one_of("k1", "k2", "k3", "abs"))
     kl_ctrl: KLControlConfig = section(KLControlConfig, "KL-in-reward controller.")
@@ -151,6 +187,12 @@ class AlgorithmConfig:
     gamma: float = option(1.0, "Discount (gae, reinforce++).", read_in="algorithms/advantages.py", check=between(0, 1))
     lambd: float = option(1.0, "GAE lambda.", read_in="algorithms/advantages.py", check=between(0, 1))
     cispo: CISPOConfig = section(CISPOConfig, "CISPO bounds.")
+    sapo: SAPOConfig = section(SAPOConfig, "SAPO gate temperatures (policy_loss_type=sapo).")
+    clip_cov: ClipCovConfig = section(ClipCovConfig, "Clip-Cov token selection (policy_loss_type=clip_cov).")
+    kl_cov: KLCovConfig = section(KLCovConfig, "KL-Cov token selection (policy_loss_type=kl_cov).")
+    off_policy_correction: OffPolicyCorrectionConfig = section(
+        OffPolicyCorrectionConfig, "Corrections for the gap between the engine's and the trainer's log-probs."
+    )
     dynamic_sampling: DynamicSamplingConfig = section(DynamicSamplingConfig, "Dynamic sampling (DAPO).")
     max_seq_len: int | None = option(None, "Normaliser of seq_mean_token_sum_norm (default: input + generate length).",
                                      read_in="trainer/batch.py", check=at_least(1))
