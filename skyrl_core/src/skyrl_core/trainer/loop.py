@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from skyrl_core.algorithms.kl_reward import KLController, apply_kl_in_reward
 from skyrl_core.algorithms.reduction import masked_mean, masked_whiten
 from skyrl_core.algorithms.value_loss import explained_variance
 from skyrl_core.config.loader import component_section
@@ -54,6 +55,8 @@ class Trainer:
         self.refill_batches = bool(preset and preset.refill_batches)
         self._prompt_stream: Iterator[list[Any]] = iter(())
         self.estimator = pm.registry("advantage_estimators")[config.trainer.algorithm.advantage_estimator]
+        algorithm = config.trainer.algorithm
+        self.kl_controller = KLController.from_config(algorithm) if algorithm.use_kl_in_reward else None
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
@@ -98,7 +101,8 @@ class Trainer:
     def save_checkpoint(self) -> None:
         if self.checkpoints is None:
             return
-        state = {"dataloader": self.loader.state_dict(), "rng": driver_rng_state()}
+        state = {"dataloader": self.loader.state_dict(), "rng": driver_rng_state(),
+                 "kl_ctrl": self.kl_controller.state_dict() if self.kl_controller is not None else None}
 
         def save_workers(folder: str) -> None:
             self.handoff.to_train()  # colocated: the policy's optimizer state must be on hand to be saved
@@ -123,6 +127,8 @@ class Trainer:
                 group.run("load_checkpoint", str(point.folder), trainer.resume_load_optimizer)
         self.loader.load_state_dict(point.state["dataloader"])
         set_driver_rng_state(point.state["rng"])
+        if self.kl_controller is not None and point.state.get("kl_ctrl") is not None:
+            self.kl_controller.load_state_dict(point.state["kl_ctrl"])
         self.global_step = point.global_step
         self.handoff.to_sync()
         self.weight_sync.sync()
@@ -145,6 +151,8 @@ class Trainer:
         metrics = self._prepare(batch)
         metrics.update(sampled.metrics)
         metrics.update(self._train(batch))
+        if self.kl_controller is not None:
+            self.kl_controller.update(current_kl=metrics["loss/avg_kl"], n_steps=batch.num_rows)
         timings["timing/train"] = time.perf_counter() - mark
         mark = time.perf_counter()
         self.handoff.to_sync()
@@ -177,12 +185,18 @@ class Trainer:
         if self.actors.ref is not None:
             tensors["ref_logprobs"] = self.actors.compute_logprobs(self.actors.ref, forward_inputs)
         metrics: dict[str, float] = {}
-        if not self._on_policy():
+        if not self._on_policy() or self.kl_controller is not None:
             tensors["old_logprobs"] = self.actors.compute_logprobs(self.actors.policy, forward_inputs)
             diff = (tensors["old_logprobs"] - tensors["rollout_logprobs"]).abs()
             metrics["rollout/logprob_diff_mean"] = float(masked_mean(diff, mask))
         if algorithm.zero_variance_filter:
             tensors["loss_mask"] = mask = mask * _varying_groups(tensors["token_rewards"].sum(-1), batch.group_ids)
+        if self.kl_controller is not None:  # after the filter, which must see the env's rewards
+            tensors["token_rewards"], kl_metrics = apply_kl_in_reward(
+                token_rewards=tensors["token_rewards"], log_probs=tensors["old_logprobs"],
+                ref_log_probs=tensors["ref_logprobs"], loss_mask=mask, coef=self.kl_controller.value,
+                estimator=algorithm.kl_estimator_type)
+            metrics.update(kl_metrics)
         values = None
         if self.actors.critic is not None:
             values = tensors["values"] = self.actors.compute_logprobs(self.actors.critic, forward_inputs,
@@ -225,7 +239,7 @@ class Trainer:
         requests = split_for_workers(training, dp_size=self.actors.policy.dp_size,
                                      rows_per_mini_batch=trainer.policy_mini_batch_size * n,
                                      max_seq_len=self._max_seq_len(), epochs=trainer.update_epochs_per_batch,
-                                     on_policy=self._on_policy())
+                                     on_policy=training.old_logprobs is None)
         metrics.update(self.actors.policy.run_data_parallel("train_policy", [(r,) for r in requests])[0])
         return metrics
 

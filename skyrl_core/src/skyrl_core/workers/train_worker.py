@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from skyrl_core.algorithms.kl import kl_penalty
+from skyrl_core.algorithms.off_policy import off_policy_correction
 from skyrl_core.algorithms.reduction import reduce_loss
 from skyrl_core.strategy.base import Mesh
 from skyrl_core.trainer.train_batch import MiniBatch, TrainingBatch, TrainRequest
@@ -158,9 +159,14 @@ class TrainWorker(WorkerStateMixin, CriticMixin):
             log_probs=logprobs, old_log_probs=old, advantages=part.advantages, loss_mask=mask, config=algorithm,
             rollout_log_probs=part.rollout_logprobs,
         )
+        weights, keep, correction_metrics = off_policy_correction(
+            old_log_probs=old, rollout_log_probs=part.rollout_logprobs, loss_mask=mask,
+            config=algorithm.off_policy_correction)
+        metrics.update(correction_metrics)
+        # the normalisers stay the global counts of the uncorrected mask: masking a token drops its share
         reduce = {"reduction": algorithm.loss_reduction, "global_token_count": mini.global_tokens,
                   "global_seq_count": mini.global_seqs, "max_seq_len": mini.max_seq_len}
-        policy_loss = reduce_loss(token_losses, mask, **reduce)
+        policy_loss = reduce_loss(token_losses * weights, mask * keep, **reduce)
         loss = policy_loss
         sums = {"policy": float(policy_loss.detach()), "kl": 0.0, "tokens": float(mask.sum()),
                 "entropy": float((entropy.detach() * mask).sum()), "logprob_diff": 0.0}
