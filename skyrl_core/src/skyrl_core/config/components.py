@@ -13,8 +13,8 @@ from typing import Any
 
 import attrs
 
-from skyrl_core.config.sections import add_selected_sections, selected_names
 from skyrl_core.config.schema import SkyRLConfig
+from skyrl_core.config.sections import add_selected_sections, selected_names
 from skyrl_core.errors import ConfigError
 from skyrl_core.hookspecs import KIND_BY_NAME, KIND_RECORDS
 from skyrl_core.plugins import PluginManager

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from skyrl_core.config.schema import SkyRLConfig
-from skyrl_core.hookspecs import KIND_BY_NAME, KIND_RECORDS, Kind
+from skyrl_core.hookspecs import KIND_RECORDS, Kind
 from skyrl_core.plugins import PluginManager
 
 
