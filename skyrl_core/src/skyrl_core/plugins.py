@@ -191,7 +191,7 @@ class PluginManager:
         plugin_names = dict.fromkeys(impl.plugin_name for impl in getattr(self.pm.hook, hook_name).get_hookimpls())
         for plugin_name in plugin_names:  # once per plugin, even if it has several impls (decorated functions)
             plugin = self.pm.get_plugin(plugin_name)
-            info = self.plugins.get(plugin_name) or PluginInfo(plugin_name, plugin_name, "?", "object") or PluginInfo(impl.plugin_name, impl.plugin_name, "?", "object")
+            info = self.plugins.get(plugin_name) or PluginInfo(plugin_name, plugin_name, "?", "object")
             others = [p for p in self.pm.get_plugins() if p is not plugin]
             caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
             caller(register=self._register_callback(registry, info))

@@ -19,6 +19,7 @@ from skyrl_core.config.sections import (
     get_node,
     section_parents,
     sections_of,
+    set_section,
 )
 from skyrl_core.config.validation import validate_config
 from skyrl_core.errors import ConfigError, UnknownNameError
@@ -126,7 +127,7 @@ def structure_config(raw: dict[str, Any], pm: PluginManager, problems: list[str]
     if problems or config is None:
         raise ConfigError(problems)
     for path, kind_name, key, section in sections:
-        sections_of(get_attr_path(config, path), kind_name)[key] = section
+        set_section(get_attr_path(config, path), kind_name, key, section)
     return config
 
 

@@ -65,8 +65,12 @@ def get_attr_path(obj: Any, path: tuple[str, ...]) -> Any:
 
 
 def sections_of(parent: Any, kind: str) -> dict[str, Any]:
-    """Name -> structured section of the components of ``kind`` under ``parent`` (a config object)."""
-    return parent.sections.setdefault(kind, {})
+    """Name -> structured section of the components of ``kind`` under ``parent`` (a config object); read-only."""
+    return dict(parent.sections.get(kind, {}))
+
+
+def set_section(parent: Any, kind: str, name: str, section: Any) -> None:
+    parent.sections.setdefault(kind, {})[name] = section
 
 
 def component_section(parent: Any, name: str | None, kind: str, pm: PluginManager) -> Any:
@@ -82,8 +86,8 @@ def component_section(parent: Any, name: str | None, kind: str, pm: PluginManage
         config_cls = pm.registry(kind).entry(name).config_cls
         if config_cls is None:
             return None
-        found[name] = config_cls()
-    return found[name]
+        set_section(parent, kind, name, config_cls())
+    return sections_of(parent, kind)[name]
 
 
 def selected_names(config: SkyRLConfig, kind: Kind) -> list[str]:

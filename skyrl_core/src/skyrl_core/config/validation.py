@@ -8,6 +8,7 @@ registries by :func:`skyrl_core.config.components.name_problems`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,7 @@ def _data_problems(config: SkyRLConfig) -> list[str]:
     problems = []
     for key in ("train_data", "val_data"):
         for i, name in enumerate(getattr(config.data, key)):
-            path = Path(name).expanduser()
+            path = Path(os.path.expandvars(os.path.expanduser(name)))
             where = f"data.{key}[{i}]"
             if not path.exists():
                 problems.append(f"{where}: file '{name}' does not exist")
