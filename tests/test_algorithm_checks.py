@@ -21,17 +21,18 @@ def test_kl_in_reward_with_kl_loss_is_refused_with_the_fix():
 
 
 def test_each_bad_value_is_reported():
-    algorithm = AlgorithmConfig(kl_estimator_type="k9")
-    algorithm.kl_ctrl.type = "adaptive"
-    algorithm.kl_ctrl.horizon = 0
-    algorithm.off_policy_correction = attrs.evolve(
-        algorithm.off_policy_correction, tis_ratio_type="tokens", sequence_mask_metric="mean",
-        token_tis_ratio_clip_high=0.0, geo_mask_low=1.02, token_mask_is_threshold_low=3.0,
-        token_mask_is_threshold_high=2.0,
-    )
-    algorithm.sapo.tau_neg = 0.0
-    algorithm.clip_cov.clip_cov_lb = 6.0
-    algorithm.kl_cov.kl_cov_frac = 0.0
+    with attrs.validators.disabled():  # the fields' own checks would refuse some of these first
+        algorithm = AlgorithmConfig(kl_estimator_type="k9")
+        algorithm.kl_ctrl.type = "adaptive"
+        algorithm.kl_ctrl.horizon = 0
+        algorithm.off_policy_correction = attrs.evolve(
+            algorithm.off_policy_correction, tis_ratio_type="tokens", sequence_mask_metric="mean",
+            token_tis_ratio_clip_high=0.0, geo_mask_low=1.02, token_mask_is_threshold_low=3.0,
+            token_mask_is_threshold_high=2.0,
+        )
+        algorithm.sapo.tau_neg = 0.0
+        algorithm.clip_cov.clip_cov_lb = 6.0
+        algorithm.kl_cov.kl_cov_frac = 0.0
     text = "\n".join(check_algorithm_config(algorithm))
     for expected in (
         "kl_ctrl: the adaptive controller needs horizon > 0",

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .kl import KL_ESTIMATORS
-from .kl_reward import KL_CONTROLLER_TYPES
-from .off_policy import SEQUENCE_MASK_METRICS, TIS_RATIO_TYPES
+from skyrl_core.algorithms.names import KL_CONTROLLER_TYPES, KL_ESTIMATORS, SEQUENCE_MASK_METRICS, TIS_RATIO_TYPES
 
 __all__ = ["check_algorithm_config"]
 

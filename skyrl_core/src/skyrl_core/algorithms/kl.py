@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import torch
 
+from skyrl_core.algorithms.names import KL_ESTIMATORS  # noqa: F401 - re-exported
 from skyrl_core.errors import UserError
 
 __all__ = ["KL_ESTIMATORS", "kl_penalty"]
 
-KL_ESTIMATORS: tuple[str, ...] = ("k1", "k2", "k3", "abs")
 
 _LOG_RATIO_CLAMP = 20.0
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from skyrl_core.algorithms.names import KL_CONTROLLER_TYPES  # noqa: F401 - re-exported
 from skyrl_core.errors import UserError
 
 from .kl import kl_penalty
@@ -20,7 +21,6 @@ from .reduction import masked_mean
 
 __all__ = ["KL_CONTROLLER_TYPES", "KLController", "apply_kl_in_reward"]
 
-KL_CONTROLLER_TYPES: tuple[str, ...] = ("fixed", "adaptive")
 
 #: The adaptive controller moves the coefficient by at most this relative error per sample (Ziegler et al.).
 _MAX_PROPORTIONAL_ERROR = 0.2

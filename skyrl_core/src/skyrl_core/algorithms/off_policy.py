@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from skyrl_core.algorithms.names import SEQUENCE_MASK_METRICS, TIS_RATIO_TYPES  # noqa: F401 - re-exported
 from skyrl_core.errors import UserError
 
 from .reduction import masked_mean
@@ -40,8 +41,6 @@ __all__ = [
     "off_policy_correction_enabled",
 ]
 
-TIS_RATIO_TYPES: tuple[str | None, ...] = (None, "token", "sequence")
-SEQUENCE_MASK_METRICS: tuple[str | None, ...] = (None, "geometric", "product")
 
 _LOG_RATIO_CLAMP = 20.0
 _SECTION = "trainer.algorithm.off_policy_correction"

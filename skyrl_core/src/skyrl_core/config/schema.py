@@ -90,9 +90,11 @@ class DataConfig:
 @attrs.define(kw_only=True)
 class KLControlConfig:
     type: str = option("fixed", "KL-in-reward controller: fixed or adaptive (Ziegler et al. 2019).",
-                       pending=ALGOS, check=one_of("fixed", "adaptive"))
-    kl_target: float = option(0.1, "Target KL of the adaptive controller.", pending=ALGOS, check=above(0))
-    horizon: int = option(10000, "Horizon of the adaptive controller.", pending=ALGOS, check=at_least(1))
+                       read_in="algorithms/kl_reward.py", check=one_of("fixed", "adaptive"))
+    kl_target: float = option(0.1, "Target KL of the adaptive controller.",
+                              read_in="algorithms/kl_reward.py", check=above(0))
+    horizon: int = option(10000, "Horizon of the adaptive controller.",
+                          read_in="algorithms/kl_reward.py", check=at_least(1))
 
 
 @attrs.define(kw_only=True)
@@ -105,45 +107,64 @@ class CISPOConfig:
 
 @attrs.define(kw_only=True)
 class SAPOConfig:
-    tau_pos: float = option(1.0, "SAPO gate temperature for tokens with a positive advantage.")
-    tau_neg: float = option(1.05, "SAPO gate temperature for tokens with a zero or negative advantage.")
+    tau_pos: float = option(1.0, "SAPO gate temperature for tokens with a positive advantage.",
+                            read_in="algorithms/losses.py")
+    tau_neg: float = option(1.05, "SAPO gate temperature for tokens with a zero or negative advantage.",
+                            read_in="algorithms/losses.py")
 
 
 @attrs.define(kw_only=True)
 class ClipCovConfig:
-    clip_ratio: float = option(0.0002, "clip_cov: fraction of valid tokens whose gradient is detached.")
-    clip_cov_lb: float = option(1.0, "clip_cov: candidates have covariance above this bound.")
-    clip_cov_ub: float = option(5.0, "clip_cov: candidates have covariance below this bound.")
+    clip_ratio: float = option(0.0002, "clip_cov: fraction of valid tokens whose gradient is detached.",
+                               read_in="algorithms/covariance_losses.py")
+    clip_cov_lb: float = option(1.0, "clip_cov: candidates have covariance above this bound.",
+                                read_in="algorithms/covariance_losses.py")
+    clip_cov_ub: float = option(5.0, "clip_cov: candidates have covariance below this bound.",
+                                read_in="algorithms/covariance_losses.py")
 
 
 @attrs.define(kw_only=True)
 class KLCovConfig:
-    kl_cov_frac: float = option(0.2, "kl_cov: fraction of valid tokens (largest covariance) given the KL penalty.")
-    ppo_kl_coef: float = option(1.0, "kl_cov: coefficient of |logp - logp_old| on the selected tokens.")
+    kl_cov_frac: float = option(0.2, "kl_cov: fraction of valid tokens (largest covariance) given the KL penalty.",
+                                read_in="algorithms/covariance_losses.py")
+    ppo_kl_coef: float = option(1.0, "kl_cov: coefficient of |logp - logp_old| on the selected tokens.",
+                                read_in="algorithms/covariance_losses.py")
 
 
 @attrs.define(kw_only=True)
 class OffPolicyCorrectionConfig:
-    tis_ratio_type: str | None = option(None, "Truncated IS weight vs the engine's log-probs: null, token or sequence.")
-    token_tis_ratio_clip_high: float = option(2.0, "Cap of the token IS weight (tis_ratio_type=token).")
-    sequence_tis_ratio_clip_high: float = option(5.0, "Cap of the sequence IS weight (tis_ratio_type=sequence).")
-    sequence_mask_metric: str | None = option(None, "Mask whole rows by their IS ratio: null, geometric or product.")
-    geo_mask_low: float = option(0.99, "geometric: mask rows whose geometric-mean ratio is below this.")
-    geo_mask_high: float = option(1.01, "geometric: mask rows whose geometric-mean ratio is above this.")
-    product_mask_low: float = option(0.5, "product: mask rows whose product of ratios is below this.")
-    product_mask_high: float = option(2.0, "product: mask rows whose product of ratios is above this.")
-    outlier_token_is_threshold_low: float | None = option(None, "Mask rows having any token ratio below this.")
-    outlier_token_is_threshold_high: float | None = option(None, "Mask rows having any token ratio above this.")
-    token_mask_is_threshold_low: float | None = option(None, "IcePop: mask tokens whose ratio is below this.")
-    token_mask_is_threshold_high: float | None = option(None, "IcePop: mask tokens whose ratio is above this.")
+    tis_ratio_type: str | None = option(None, "Truncated IS weight vs the engine's log-probs: null, token or sequence.",
+                                        read_in="algorithms/off_policy.py")
+    token_tis_ratio_clip_high: float = option(2.0, "Cap of the token IS weight (tis_ratio_type=token).",
+                                              read_in="algorithms/off_policy.py")
+    sequence_tis_ratio_clip_high: float = option(5.0, "Cap of the sequence IS weight (tis_ratio_type=sequence).",
+                                                 read_in="algorithms/off_policy.py")
+    sequence_mask_metric: str | None = option(None, "Mask whole rows by their IS ratio: null, geometric or product.",
+                                              read_in="algorithms/off_policy.py")
+    geo_mask_low: float = option(0.99, "geometric: mask rows whose geometric-mean ratio is below this.",
+                                 read_in="algorithms/off_policy.py")
+    geo_mask_high: float = option(1.01, "geometric: mask rows whose geometric-mean ratio is above this.",
+                                  read_in="algorithms/off_policy.py")
+    product_mask_low: float = option(0.5, "product: mask rows whose product of ratios is below this.",
+                                     read_in="algorithms/off_policy.py")
+    product_mask_high: float = option(2.0, "product: mask rows whose product of ratios is above this.",
+                                      read_in="algorithms/off_policy.py")
+    outlier_token_is_threshold_low: float | None = option(None, "Mask rows having any token ratio below this.",
+                                                          read_in="algorithms/off_policy.py")
+    outlier_token_is_threshold_high: float | None = option(None, "Mask rows having any token ratio above this.",
+                                                           read_in="algorithms/off_policy.py")
+    token_mask_is_threshold_low: float | None = option(None, "IcePop: mask tokens whose ratio is below this.",
+                                                       read_in="algorithms/off_policy.py")
+    token_mask_is_threshold_high: float | None = option(None, "IcePop: mask tokens whose ratio is above this.",
+                                                        read_in="algorithms/off_policy.py")
 
 
 @attrs.define(kw_only=True)
 class DynamicSamplingConfig:
-    type: str | None = option(None, "null, filter (DAPO) or replace (POLARIS).",
-                              pending=ALGOS, check=one_of(None, "filter", "replace"))
+    type: str | None = option(None, "null, filter or replace; carried out by the --algo preset's batch hooks.",
+                              read_in="config/validation.py", check=one_of(None, "filter", "replace"))
     max_sample_batches: int = option(30, "Most batches sampled to fill one training batch (<= 0: unlimited).",
-                                     pending=ALGOS)
+                                     read_in="trainer/sampling.py")
     min_replace_ratio: float = option(0.3, "replace: least fraction of good groups needed.",
                                       pending=ALGOS, check=between(0, 1))
 
@@ -152,9 +173,9 @@ class DynamicSamplingConfig:
 class AlgorithmConfig:
     preset: str | None = option(None, "The --algo preset of this run (its batch hooks run every step).",
                                 read_in="trainer/loop.py")
-    advantage_estimator: str = option("grpo", "A registered estimator: grpo, gae, rloo, reinforce++, reinforce++_baseline, ...",
+    advantage_estimator: str = option("grpo", "An estimator: grpo, gae, rloo, reinforce++, reinforce++_baseline, ...",
                                       read_in="trainer/loop.py")
-    policy_loss_type: str = option("regular", "A registered policy loss: regular, dual_clip, gspo, cispo, sapo, clip_cov, kl_cov, ...",
+    policy_loss_type: str = option("regular", "A policy loss: regular, dual_clip, gspo, cispo, sapo, clip_cov, ...",
                                    read_in="workers/train_worker.py")
     loss_reduction: str = option(
         "token_mean", "token_mean, sequence_mean or seq_mean_token_sum_norm.",
@@ -183,7 +204,7 @@ class AlgorithmConfig:
     eps_clip_high: float = option(0.2, "PPO ratio clip above 1 (clip-higher when larger than eps_clip_low).",
                                   read_in="algorithms/losses.py", check=at_least(0))
     clip_ratio_c: float = option(3.0, "Dual-clip constant.", read_in="algorithms/losses.py", check=above(1))
-    value_clip: float = option(0.2, "Critic value clipping.", pending=CRITIC, check=at_least(0))
+    value_clip: float = option(0.2, "Critic value clipping.", read_in="workers/critic.py", check=at_least(0))
     gamma: float = option(1.0, "Discount (gae, reinforce++).", read_in="algorithms/advantages.py", check=between(0, 1))
     lambd: float = option(1.0, "GAE lambda.", read_in="algorithms/advantages.py", check=between(0, 1))
     cispo: CISPOConfig = section(CISPOConfig, "CISPO bounds.")
@@ -193,9 +214,9 @@ class AlgorithmConfig:
     off_policy_correction: OffPolicyCorrectionConfig = section(
         OffPolicyCorrectionConfig, "Corrections for the gap between the engine's and the trainer's log-probs."
     )
-    dynamic_sampling: DynamicSamplingConfig = section(DynamicSamplingConfig, "Dynamic sampling (DAPO).")
+    dynamic_sampling: DynamicSamplingConfig = section(DynamicSamplingConfig, "Dynamic sampling (presets that do it).")
     max_seq_len: int | None = option(None, "Normaliser of seq_mean_token_sum_norm (default: input + generate length).",
-                                     read_in="trainer/batch.py", check=at_least(1))
+                                     read_in="trainer/loop.py", check=at_least(1))
     sections: dict[str, Any] = sections_field()
 
 
@@ -210,8 +231,10 @@ class PlacementConfig:
                                            read_in="trainer/actors.py", check=at_least(1))
     ref_num_nodes: int = option(1, "Nodes of the ref worker group.", read_in="trainer/actors.py", check=at_least(1))
     ref_num_gpus_per_node: int = option(1, "Ref workers per node.", read_in="trainer/actors.py", check=at_least(1))
-    critic_num_nodes: int = option(1, "Nodes of the critic worker group.", pending=CRITIC, check=at_least(1))
-    critic_num_gpus_per_node: int = option(1, "Critic workers per node.", pending=CRITIC, check=at_least(1))
+    critic_num_nodes: int = option(1, "Nodes of the critic worker group.",
+                                   read_in="trainer/actors.py", check=at_least(1))
+    critic_num_gpus_per_node: int = option(1, "Critic workers per node.",
+                                           read_in="trainer/actors.py", check=at_least(1))
 
 
 @attrs.define(kw_only=True)
@@ -221,7 +244,7 @@ class OptimizerConfig:
     weight_decay: float = option(1e-2, "AdamW weight decay.", read_in="strategy/common.py", check=at_least(0))
     max_grad_norm: float = option(1.0, "Gradient clipping norm (<= 0: off).", read_in="workers/train_worker.py")
     offload_after_step: bool = option(True, "Offload optimizer state after each step when colocated (GPU).",
-                                      pending=CHECKPOINTS)
+                                      read_in="trainer/loop.py")
     num_warmup_steps: int = option(0, "Linear warm-up steps of the schedule.",
                                    read_in="strategy/common.py", check=at_least(0))
     scheduler: str = option("constant_with_warmup", "LR schedule: constant_with_warmup or constant.",
@@ -238,7 +261,7 @@ class PolicyConfig:
     model: ModelConfig = section(lambda: ModelConfig(path="Qwen/Qwen2.5-1.5B-Instruct"), "Policy model.")
     optimizer_config: OptimizerConfig = section(OptimizerConfig, "Policy optimizer.")
     sequence_parallel_size: int = option(1, "Sequence-parallel degree (strategies that support it).",
-                                         pending=SEQUENCE_PARALLEL, check=at_least(1))
+                                         unsupported=True, check=at_least(1))
     use_torch_compile: bool = option(False, "torch.compile the policy model.", unsupported=True)
     model_config_kwargs: dict[str, Any] = option({}, "Extra kwargs for the HF model config.",
                                                  read_in="strategy/common.py")
@@ -247,14 +270,14 @@ class PolicyConfig:
 @attrs.define(kw_only=True)
 class RefConfig:
     model: ModelConfig = section(ModelConfig, "Reference model (default: the policy's path).")
-    sequence_parallel_size: int = option(1, "Sequence-parallel degree.", pending=SEQUENCE_PARALLEL, check=at_least(1))
+    sequence_parallel_size: int = option(1, "Sequence-parallel degree.", unsupported=True, check=at_least(1))
 
 
 @attrs.define(kw_only=True)
 class CriticConfig:
     model: ModelConfig = section(ModelConfig, "Critic model; set it to train a critic (needed by gae).")
     optimizer_config: OptimizerConfig = section(lambda: OptimizerConfig(lr=5e-6), "Critic optimizer.")
-    sequence_parallel_size: int = option(1, "Sequence-parallel degree.", pending=CRITIC, check=at_least(1))
+    sequence_parallel_size: int = option(1, "Sequence-parallel degree.", unsupported=True, check=at_least(1))
 
 
 @attrs.define(kw_only=True)
@@ -263,7 +286,7 @@ class TrainerConfig:
     placement: PlacementConfig = section(PlacementConfig, "Where workers run.")
     policy: PolicyConfig = section(PolicyConfig, "The trained policy.")
     ref: RefConfig = section(RefConfig, "The reference policy (KL).")
-    critic: CriticConfig = section(CriticConfig, "The critic (gae).", pending=CRITIC)
+    critic: CriticConfig = section(CriticConfig, "The critic (gae).")
     strategy: str = option("auto", "Training strategy: auto, ddp, fsdp2, deepspeed, ... (auto: best available).",
                            read_in="workers/train_worker.py")
     gradient_checkpointing: bool = option(True, "Recompute activations in backward.", read_in="strategy/common.py")
@@ -271,17 +294,20 @@ class TrainerConfig:
                                                         read_in="strategy/common.py")
     seed: int = option(42, "Seed of data order, sampling and initialisation.", read_in="trainer/launch.py")
     resume_mode: str = option("latest", "none, latest or from_path.",
-                              pending=CHECKPOINTS, check=one_of("none", "latest", "from_path"))
-    resume_path: str | None = option(None, "Checkpoint folder when resume_mode=from_path.", pending=CHECKPOINTS)
+                              read_in="trainer/checkpoint.py", check=one_of("none", "latest", "from_path"))
+    resume_path: str | None = option(None, "Checkpoint folder when resume_mode=from_path.",
+                                     read_in="trainer/checkpoint.py")
     resume_load_optimizer: bool = option(True, "Load optimizer and schedule state on resume (false: weights only).",
-                                         pending=CHECKPOINTS)
-    ckpt_path: str | None = option(None, "Checkpoint folder (default: <output_dir>/ckpts).", pending=CHECKPOINTS)
+                                         read_in="trainer/loop.py")
+    ckpt_path: str | None = option(None, "Checkpoint folder (default: <output_dir>/ckpts).",
+                                   read_in="trainer/checkpoint.py")
     max_ckpts_to_keep: int = option(-1, "Keep at most this many checkpoints (-1: all).",
-                                    pending=CHECKPOINTS, check=minus_one_or_at_least(1))
-    ckpt_interval: int = option(10, "Checkpoint every N steps (<= 0: only at the end).", pending=CHECKPOINTS)
-    hf_save_interval: int = option(-1, "Export an HF model every N steps (-1: never).", pending=CHECKPOINTS)
-    export_path: str | None = option(None, "Folder of HF exports (default: <output_dir>/exports).", pending=CHECKPOINTS)
-    bf16: bool = option(True, "Train in bf16 mixed precision (false: fp32).", read_in="workers/train_worker.py")
+                                    read_in="trainer/checkpoint.py", check=minus_one_or_at_least(1))
+    ckpt_interval: int = option(10, "Checkpoint every N steps (<= 0: only at the end).", read_in="trainer/loop.py")
+    hf_save_interval: int = option(-1, "Export an HF model every N steps (-1: never).", read_in="trainer/loop.py")
+    export_path: str | None = option(None, "Folder of HF exports (default: <output_dir>/exports).",
+                                     read_in="trainer/loop.py")
+    bf16: bool = option(True, "Train in bf16 mixed precision (false: fp32).", read_in="strategy/ddp.py")
     epochs: int = option(1, "Passes over the training data.", read_in="trainer/launch.py", check=at_least(1))
     max_training_steps: int | None = option(None, "Stop after this many steps (null: run all epochs).",
                                             read_in="trainer/loop.py", check=at_least(1))
@@ -290,14 +316,15 @@ class TrainerConfig:
     train_batch_size: int = option(1024, "Prompts per step.", read_in="trainer/launch.py", check=at_least(1))
     policy_mini_batch_size: int = option(256, "Prompts per policy optimizer step.",
                                          read_in="trainer/loop.py", check=at_least(1))
-    critic_mini_batch_size: int = option(256, "Prompts per critic optimizer step.", pending=CRITIC, check=at_least(1))
+    critic_mini_batch_size: int = option(256, "Prompts per critic optimizer step.",
+                                         read_in="trainer/loop.py", check=at_least(1))
     micro_train_batch_size_per_gpu: int = option(1, "Sequences per forward/backward (gradient accumulation).",
                                                  read_in="workers/train_worker.py", check=at_least(1))
     micro_forward_batch_size_per_gpu: int = option(1, "Sequences per forward-only pass.",
                                                    read_in="workers/train_worker.py", check=at_least(1))
     update_ref_every_epoch: bool = option(False, "Copy the policy into the ref model at each epoch end.",
                                           unsupported=True)
-    eval_batch_size: int = option(1024, "Prompts per evaluation batch.", read_in="trainer/loop.py", check=at_least(1))
+    eval_batch_size: int = option(1024, "Prompts per evaluation batch.", read_in="trainer/evaluation.py", check=at_least(1))
     eval_before_train: bool = option(True, "Evaluate before the first step.", read_in="trainer/loop.py")
     eval_interval: int = option(5, "Evaluate every N steps (<= 0: never).", read_in="trainer/loop.py")
     max_prompt_length: int = option(512, "Prompts longer than this (tokens, after the chat template) are dropped.",
@@ -378,7 +405,7 @@ class GeneratorConfig:
     sampling_params: SamplingConfig = section(SamplingConfig, "Sampling during training.")
     eval_sampling_params: SamplingConfig = section(lambda: SamplingConfig(temperature=0.0), "Sampling in eval.")
     eval_n_samples_per_prompt: int = option(1, "Samples per prompt in eval.",
-                                            read_in="trainer/loop.py", check=at_least(1))
+                                            read_in="trainer/evaluation.py", check=at_least(1))
     engine_init_kwargs: dict[str, Any] = option({}, "Extra keyword arguments for the engine constructor.",
                                                 read_in="workers/engine_actor.py")
     sections: dict[str, Any] = sections_field()

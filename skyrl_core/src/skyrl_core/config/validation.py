@@ -37,6 +37,7 @@ def validate_config(config: SkyRLConfig, pm: PluginManager) -> None:
     problems += unsupported_problems(config)
     problems += relation_problems(config)
     problems += name_problems(config, pm)
+    problems += _preset_problems(config, pm)
     if problems:
         raise ConfigError(problems)
 
@@ -114,11 +115,27 @@ def _resume_problems(config: SkyRLConfig) -> list[str]:
 
 
 def _kl_problems(config: SkyRLConfig) -> list[str]:
+    """The algorithm's own consistency checks, and a critic where the estimator needs one."""
+    from skyrl_core.algorithms.checks import check_algorithm_config
+
     algorithm = config.trainer.algorithm
-    if algorithm.use_kl_loss and algorithm.use_kl_in_reward:
-        return ["trainer.algorithm.use_kl_in_reward: cannot be used together with trainer.algorithm.use_kl_loss; "
-                "set one of them to false"]
-    return []
+    problems = check_algorithm_config(algorithm)
+    if algorithm.advantage_estimator == "gae" and config.trainer.critic.model.path is None:
+        problems.append("trainer.algorithm.advantage_estimator: 'gae' needs a critic; set "
+                        "trainer.critic.model.path (e.g. to the policy's path)")
+    return problems
+
+
+def _preset_problems(config: SkyRLConfig, pm: PluginManager) -> list[str]:
+    """``dynamic_sampling.type`` is carried out by an algorithm preset's batch hooks: refuse it without one."""
+    kind = config.trainer.algorithm.dynamic_sampling.type
+    preset = config.trainer.algorithm.preset
+    presets = pm.registry("algorithms")
+    if kind is None or (preset in presets and presets[preset].batch_hooks):
+        return []
+    return [f"trainer.algorithm.dynamic_sampling.type: '{kind}' needs an algorithm preset that samples dynamically, "
+            f"and --algo {preset or '(none)'} does not; use one that does, e.g. --algo dapo "
+            "(pip install skyrl-algo-dapo), or remove the key"]
 
 
 def _data_problems(config: SkyRLConfig) -> list[str]:
