@@ -64,9 +64,9 @@ def test_replace_leaves_a_fully_informative_batch_alone():
 def test_hook_follows_the_configured_type(plugin_manager):
     batch = grouped_batch(MIXED)
     assert dynamic_sampling(batch, dapo_config(plugin_manager)).num_rows == 8  # default: filter
-    replace = dapo_config(plugin_manager, "trainer.algorithm.presets.dapo.dynamic_sampling=replace")
+    replace = dapo_config(plugin_manager, "trainer.algorithm.dynamic_sampling.type=replace")
     assert dynamic_sampling(batch, replace).num_rows == 16
-    off = dapo_config(plugin_manager, "trainer.algorithm.presets.dapo.dynamic_sampling=null")
+    off = dapo_config(plugin_manager, "trainer.algorithm.dynamic_sampling.type=null")
     assert dynamic_sampling(batch, off) is batch
 
 
@@ -110,8 +110,8 @@ def test_filter_stops_with_a_clear_error_after_max_sample_batches(plugin_manager
 
 def test_replace_regenerates_a_discarded_round_then_keeps_the_full_batch(plugin_manager):
     sampled = _sample(plugin_manager, [[[1.0, 1.0], [0.0, 0.0]], [[1.0, 0.0], [1.0, 1.0]]],
-                      "trainer.algorithm.presets.dapo.dynamic_sampling=replace",
-                      "trainer.algorithm.presets.dapo.min_replace_ratio=0.4")
+                      "trainer.algorithm.dynamic_sampling.type=replace",
+                      "trainer.algorithm.dynamic_sampling.min_replace_ratio=0.4")
     assert sampled.metrics["dynamic_sampling/rounds"] == 2.0
     assert sampled.batch.group_ids == [2, 2, ("copy", 1, 2), ("copy", 1, 2)]
     assert sampled.batch.output.rewards == [1.0, 0.0, 1.0, 0.0]

@@ -1,9 +1,12 @@
 """DAPO's config section, ``trainer.algorithm.presets.dapo`` (every key settable by a dotted key).
 
-Defaults follow the paper (Yu et al. 2025): dynamic sampling by filtering, overlong filtering, and soft overlong
-punishment with penalty factor 1.0 over the last fifth of the generation limit (the paper's 4096 of 20480 tokens;
-a fixed length when ``overlong_buffer_len`` is set, so that an env's shorter limit keeps a sensible buffer). Only ``attrs`` and skyrl's field checks are imported
-here, so ``skyrl plugins`` stays light.
+Defaults follow the paper (Yu et al. 2025): overlong filtering, and soft overlong punishment with penalty factor 1.0
+over the last fifth of the generation limit (the paper's 4096 of 20480 tokens; a fraction rather than a length so
+that an env's shorter limit keeps a sensible buffer). Only ``attrs`` and skyrl's field checks are imported here, so
+``skyrl plugins`` stays light.
+
+Dynamic sampling is set with skyrl's own keys, ``trainer.algorithm.dynamic_sampling.{type,max_sample_batches,
+min_replace_ratio}`` (the preset sets ``type=filter``); skyrl refuses ``type`` for presets without batch hooks.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from skyrl_core.config.checks import at_least, between, one_of
+from skyrl_core.config.checks import at_least
 
 
 def _option(default: Any, help: str, check: Any = None) -> Any:
@@ -23,12 +26,6 @@ def _option(default: Any, help: str, check: Any = None) -> Any:
 class DapoConfig:
     """The keys of ``trainer.algorithm.presets.dapo``."""
 
-    dynamic_sampling: str | None = _option(
-        "filter", "filter (DAPO: drop prompt groups whose rewards are all equal, generate more), replace (POLARIS: "
-        "overwrite them with copies of informative groups) or null (off).", one_of(None, "filter", "replace"))
-    min_replace_ratio: float = _option(
-        0.3, "replace: more than this fraction of a round's groups must be informative, else the round is "
-        "discarded and a new one generated.", between(0, 1))
     apply_overlong_filtering: bool = _option(
         True, "Zero the loss mask of responses that stopped at the length limit (stop reason 'length').")
     apply_soft_overlong_punishment: bool = _option(

@@ -1,4 +1,4 @@
-"""Dynamic sampling: keep only prompt groups whose rewards differ, the batch hook of ``dynamic_sampling``.
+"""Dynamic sampling: keep only prompt groups whose rewards differ (``trainer.algorithm.dynamic_sampling.type``).
 
 A group whose rewards are all equal has GRPO advantage 0 for every response, so it adds no gradient and only
 shrinks the effective batch (DAPO, Yu et al. 2025, section 3.2). Two ways out:
@@ -7,9 +7,9 @@ shrinks the effective batch (DAPO, Yu et al. 2025, section 3.2). Two ways out:
   within the step until ``trainer.train_batch_size`` groups are kept, at most
   ``trainer.algorithm.dynamic_sampling.max_sample_batches`` rounds (:mod:`skyrl_core.trainer.sampling`).
 * ``replace`` (POLARIS, An et al. 2025): overwrite each such group with a copy of an informative group, so the
-  batch keeps its size without generating more. When at most ``min_replace_ratio`` of the round's groups are
-  informative, the round is discarded (SkyRL's rule) and skyrl's refill generates a new one, within the same
-  ``max_sample_batches`` limit.
+  batch keeps its size without generating more. When at most ``dynamic_sampling.min_replace_ratio`` of the round's
+  groups are informative, the round is discarded (SkyRL's rule) and skyrl's refill generates a new one, within the
+  same ``max_sample_batches`` limit.
 
 "Rewards" are the trajectories' total rewards from the environment (``batch.output.rewards``), before DAPO's
 overlong penalty, as in SkyRL and in the DAPO recipe (which filters on accuracy). A group of one response is
@@ -23,7 +23,6 @@ import logging
 from typing import Any
 
 from skyrl_core.trainer.batch import RolloutBatch
-from skyrl_algo_dapo.config import dapo_section
 
 log = logging.getLogger("skyrl")
 
@@ -90,10 +89,10 @@ def replace_groups(batch: RolloutBatch, min_replace_ratio: float) -> RolloutBatc
 
 
 def dynamic_sampling(batch: RolloutBatch, config: Any) -> RolloutBatch:
-    """Batch hook: ``trainer.algorithm.presets.dapo.dynamic_sampling`` = ``filter``, ``replace`` or null (off)."""
-    section = dapo_section(config)
-    if section.dynamic_sampling == "filter":
+    """Batch hook: ``trainer.algorithm.dynamic_sampling.type`` = ``filter``, ``replace`` or null (off)."""
+    settings = config.trainer.algorithm.dynamic_sampling
+    if settings.type == "filter":
         return filter_groups(batch)
-    if section.dynamic_sampling == "replace":
-        return replace_groups(batch, section.min_replace_ratio)
+    if settings.type == "replace":
+        return replace_groups(batch, settings.min_replace_ratio)
     return batch
