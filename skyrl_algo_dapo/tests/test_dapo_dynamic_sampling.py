@@ -105,7 +105,8 @@ def test_filter_generates_until_the_batch_is_full(plugin_manager):
 
 def test_filter_stops_with_a_clear_error_after_max_sample_batches(plugin_manager):
     with pytest.raises(UserError, match="max_sample_batches=2"):
-        _sample(plugin_manager, [[[1.0, 1.0], [0.0, 0.0]]] * 3, "trainer.algorithm.dynamic_sampling.max_sample_batches=2")
+        _sample(plugin_manager, [[[1.0, 1.0], [0.0, 0.0]]] * 3,
+                "trainer.algorithm.dynamic_sampling.max_sample_batches=2")
 
 
 def test_replace_regenerates_a_discarded_round_then_keeps_the_full_batch(plugin_manager):

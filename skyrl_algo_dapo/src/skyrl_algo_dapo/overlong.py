@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from skyrl_algo_dapo.config import dapo_section
 from skyrl_core.errors import UserError
 from skyrl_core.trainer.batch import RolloutBatch
-from skyrl_algo_dapo.config import dapo_section
 
 #: The stop reason of a response cut by the length limit (see :class:`skyrl_core.generator.GeneratorOutput`).
 LENGTH = "length"

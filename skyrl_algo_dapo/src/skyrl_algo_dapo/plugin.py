@@ -6,8 +6,8 @@ must not. The config class imports only ``attrs``.
 
 from __future__ import annotations
 
-from skyrl_core import hookimpl
 from skyrl_algo_dapo.config import DapoConfig
+from skyrl_core import hookimpl
 
 DESCRIPTION = "DAPO: clip-higher, token-level loss, dynamic sampling, overlong shaping (Yu et al. 2025)"
 

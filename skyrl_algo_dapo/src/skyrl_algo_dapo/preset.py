@@ -10,10 +10,10 @@ overlong punishment, overlong filtering. The preset asks skyrl to refill batches
 
 from __future__ import annotations
 
-from skyrl_core.algorithms.preset import AlgorithmPreset
 from skyrl_algo_dapo.dynamic_sampling import dynamic_sampling
 from skyrl_algo_dapo.overlong import overlong_filtering, soft_overlong_punishment
 from skyrl_algo_dapo.plugin import DESCRIPTION
+from skyrl_core.algorithms.preset import AlgorithmPreset
 
 DAPO = AlgorithmPreset(
     defaults={
