@@ -59,9 +59,10 @@ def replace_groups(batch: RolloutBatch, min_replace_ratio: float) -> RolloutBatc
     """POLARIS' replace: the batch with every uninformative group overwritten by a copy of an informative one.
 
     Copies are taken round-robin from the informative groups in batch order (POLARIS draws them at random; the
-    dataloader has already shuffled the prompts) and get their own group id ``("copy", k, source_id)``, so the
-    copy's advantages equal the source's and skyrl counts the batch as full. When at most ``min_replace_ratio``
-    of the groups are informative, returns no rows (skyrl then generates a new round, see the module doc).
+    dataloader has already shuffled the prompts) and get their own group id ``("copy", position, source_id)``
+    (``position``: the replaced group's place), so the copy's advantages equal the source's and skyrl counts the
+    batch as full. When at most ``min_replace_ratio`` of the groups are informative, returns no rows (skyrl then
+    generates a new round, see the module doc).
     """
     groups = group_rows(batch.group_ids)
     good = informative_groups(batch)
@@ -76,14 +77,14 @@ def replace_groups(batch: RolloutBatch, min_replace_ratio: float) -> RolloutBatc
     sources = itertools.cycle(good)
     rows: list[int] = []
     ids: list[Any] = []
-    for copy, (gid, members) in enumerate(groups.items()):
+    for position, (gid, members) in enumerate(groups.items()):
         if gid in informative:
             rows += members
             ids += [gid] * len(members)
         else:
             source = next(sources)
             rows += groups[source]
-            ids += [("copy", copy, source)] * len(groups[source])
+            ids += [("copy", position, source)] * len(groups[source])
     replaced = batch.select(rows)
     return RolloutBatch(tensors=replaced.tensors, group_ids=ids, output=replaced.output)
 
