@@ -143,7 +143,7 @@ def register_algorithms(register: Register) -> None:
 
         @hookimpl
         def register_algorithms(register):
-            register("dapo", AlgorithmPreset(defaults={"trainer.algorithm.eps_clip_high": 0.28}))
+            register("cliphigh", AlgorithmPreset(defaults={"trainer.algorithm.eps_clip_high": 0.28}))
     """
 
 

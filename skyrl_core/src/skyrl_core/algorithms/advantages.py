@@ -61,8 +61,10 @@ def _groups(ids: Sequence[Hashable]) -> dict[Hashable, list[int]]:
     return groups
 
 
-def _scores(token_level_rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (token_level_rewards * mask).sum(dim=-1)
+def _scores(token_level_rewards: torch.Tensor) -> torch.Tensor:
+    """A row's reward: the sum of its token rewards, whether or not its tokens are trained (as SkyRL and veRL
+    do), so a response whose loss is masked (e.g. cut by the length limit) still counts in its group's baseline."""
+    return token_level_rewards.sum(dim=-1)
 
 
 def grpo(
@@ -83,7 +85,7 @@ def grpo(
     ``A_i`` is broadcast over the row's tokens and multiplied by the mask; ``returns = advantages``.
     """
     mask = response_mask.to(token_level_rewards.dtype)
-    scores = _scores(token_level_rewards, mask)
+    scores = _scores(token_level_rewards)
     norm_by_std = bool(_cfg(config, "grpo_norm_by_std", True))
     out = torch.zeros_like(scores)
     for rows in _groups(_group_ids(index, scores.shape[0])).values():
@@ -114,7 +116,7 @@ def rloo(
     Broadcast over tokens times the mask; ``returns = advantages``.
     """
     mask = response_mask.to(token_level_rewards.dtype)
-    scores = _scores(token_level_rewards, mask)
+    scores = _scores(token_level_rewards)
     out = torch.zeros_like(scores)
     for rows in _groups(_group_ids(index, scores.shape[0])).values():
         n = len(rows)
@@ -189,7 +191,7 @@ def reinforce_plus_plus_baseline(
     ``returns = advantages`` (as verl). Outcome rewards only: there is no discounting, ``gamma`` is unused.
     """
     mask = response_mask.to(token_level_rewards.dtype)
-    scores = _scores(token_level_rewards, mask)
+    scores = _scores(token_level_rewards)
     centred = torch.zeros_like(scores)
     for rows in _groups(_group_ids(index, scores.shape[0])).values():
         idx = torch.tensor(rows, device=scores.device)

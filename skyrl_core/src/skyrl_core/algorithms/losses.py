@@ -67,7 +67,7 @@ def regular(
     rollout_log_probs: torch.Tensor | None = None,
     **kw: Any,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """PPO clipped surrogate (Schulman et al. 2017) with DAPO's asymmetric clip-higher (Yu et al. 2025).
+    """PPO clipped surrogate (Schulman et al. 2017) with an asymmetric clip-higher (Yu et al. 2025).
 
     ``loss_t = -min(r_t A_t, clip(r_t, 1 - eps_clip_low, 1 + eps_clip_high) A_t)``.
     Metrics: ``clip_ratio`` = fraction of valid tokens where the clipped term is strictly smaller (i.e. the

@@ -166,7 +166,7 @@ class DynamicSamplingConfig:
     max_sample_batches: int = option(30, "Most batches sampled to fill one training batch (<= 0: unlimited).",
                                      read_in="trainer/sampling.py")
     min_replace_ratio: float = option(0.3, "replace: least fraction of good groups needed.",
-                                      pending=ALGOS, check=between(0, 1))
+                                      read_in="config/validation.py", check=between(0, 1))
 
 
 @attrs.define(kw_only=True)
@@ -324,7 +324,8 @@ class TrainerConfig:
                                                    read_in="workers/train_worker.py", check=at_least(1))
     update_ref_every_epoch: bool = option(False, "Copy the policy into the ref model at each epoch end.",
                                           unsupported=True)
-    eval_batch_size: int = option(1024, "Prompts per evaluation batch.", read_in="trainer/evaluation.py", check=at_least(1))
+    eval_batch_size: int = option(1024, "Prompts per evaluation batch.", read_in="trainer/evaluation.py",
+                                  check=at_least(1))
     eval_before_train: bool = option(True, "Evaluate before the first step.", read_in="trainer/loop.py")
     eval_interval: int = option(5, "Evaluate every N steps (<= 0: never).", read_in="trainer/loop.py")
     max_prompt_length: int = option(512, "Prompts longer than this (tokens, after the chat template) are dropped.",

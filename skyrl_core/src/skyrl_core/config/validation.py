@@ -127,15 +127,19 @@ def _kl_problems(config: SkyRLConfig) -> list[str]:
 
 
 def _preset_problems(config: SkyRLConfig, pm: PluginManager) -> list[str]:
-    """``dynamic_sampling.type`` is carried out by an algorithm preset's batch hooks: refuse it without one."""
-    kind = config.trainer.algorithm.dynamic_sampling.type
-    preset = config.trainer.algorithm.preset
+    """The preset's own checks; and ``dynamic_sampling`` keys, which only a preset's batch hooks carry out, are
+    refused without such a preset."""
+    algorithm = config.trainer.algorithm
     presets = pm.registry("algorithms")
-    if kind is None or (preset in presets and presets[preset].batch_hooks):
-        return []
-    return [f"trainer.algorithm.dynamic_sampling.type: '{kind}' needs an algorithm preset that samples dynamically, "
-            f"and --algo {preset or '(none)'} does not; use one that does, e.g. --algo dapo "
-            "(pip install skyrl-algo-dapo), or remove the key"]
+    preset = presets[algorithm.preset] if algorithm.preset in presets else None
+    problems = list(preset.check(config)) if preset is not None and preset.check is not None else []
+    sampling = algorithm.dynamic_sampling
+    if (preset is None or not preset.batch_hooks) and (sampling.type is not None or sampling.min_replace_ratio != 0.3):
+        key = "type" if sampling.type is not None else "min_replace_ratio"
+        problems.append(f"trainer.algorithm.dynamic_sampling.{key}: needs an algorithm preset whose batch hooks "
+                        f"sample dynamically, and --algo {algorithm.preset or '(none)'} has none; choose such a "
+                        "preset with --algo (installed as skyrl-algo-<name>) or remove the key")
+    return problems
 
 
 def _data_problems(config: SkyRLConfig) -> list[str]:

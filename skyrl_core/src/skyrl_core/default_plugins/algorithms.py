@@ -19,7 +19,7 @@ _ESTIMATORS = {
 }
 #: Registered name -> ("module:function", description).
 _LOSSES = {
-    "regular": ("losses:regular", "PPO clipped surrogate, asymmetric clip (Schulman et al. 2017; DAPO clip-higher)"),
+    "regular": ("losses:regular", "PPO clipped surrogate with clip-higher (Schulman et al. 2017; Yu et al. 2025)"),
     "dual_clip": ("losses:dual_clip", "PPO with a lower bound for negative advantages (Ye et al. 2020)"),
     "gspo": ("losses:gspo", "sequence-level importance ratio (Zheng et al. 2025)"),
     "cispo": ("losses:cispo", "clipped importance-sampling weight, gradient never zeroed (MiniMax-M1 2025)"),

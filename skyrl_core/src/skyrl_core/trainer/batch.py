@@ -19,12 +19,15 @@ from skyrl_core.generator.types import GeneratorOutput
 class RolloutBatch:
     """One step's trajectories as tensors; what algorithm batch hooks receive and may edit.
 
-    ``group_ids`` is each row's prompt group (GRPO/RLOO), ``output`` the generator's raw output.
+    ``group_ids`` is each row's prompt group (GRPO/RLOO), ``output`` the generator's raw output. A hook may add
+    scalar ``metrics`` (e.g. how many rows it filtered); they are summed over a step's generation rounds and logged
+    with the step.
     """
 
     tensors: dict[str, torch.Tensor]
     group_ids: list[Any]
     output: GeneratorOutput
+    metrics: dict[str, float] = attrs.field(factory=dict)
 
     @property
     def num_rows(self) -> int:
@@ -43,7 +46,8 @@ class RolloutBatch:
         """The given rows (tensors, group ids and the generator output's per-trajectory lists), in that order."""
         index = torch.tensor(rows, dtype=torch.long)
         return RolloutBatch(tensors={k: v.index_select(0, index) for k, v in self.tensors.items()},
-                            group_ids=[self.group_ids[i] for i in rows], output=_select_output(self.output, rows))
+                            group_ids=[self.group_ids[i] for i in rows], output=_select_output(self.output, rows),
+                            metrics=dict(self.metrics))
 
     def select_groups(self, keep: Any) -> RolloutBatch:
         """The rows whose group id satisfies ``keep(group_id)``, in order."""

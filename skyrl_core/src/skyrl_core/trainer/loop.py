@@ -52,7 +52,7 @@ class Trainer:
                                        engine_client=actors.engine_client, plugin_manager=pm)
         preset = pm.registry("algorithms")[config.trainer.algorithm.preset] if config.trainer.algorithm.preset else None
         self.batch_hooks = preset.batch_hooks if preset else ()
-        self.refill_batches = bool(preset and preset.refill_batches)
+        self.refill_batches = bool(preset and preset.refills(config))
         self._prompt_stream: Iterator[list[Any]] = iter(())
         self.estimator = pm.registry("advantage_estimators")[config.trainer.algorithm.advantage_estimator]
         algorithm = config.trainer.algorithm

@@ -43,6 +43,7 @@ def sample_batch(*, prompts: list[Any], more_prompts: Iterator[list[Any]], gener
     max_rounds = config.trainer.algorithm.dynamic_sampling.max_sample_batches
     kept: list[RolloutBatch] = []
     outputs: list[tuple[GeneratorOutput, list[Any]]] = []
+    hook_metrics: dict[str, float] = {}
     rounds = 0
     while True:
         rounds += 1
@@ -53,6 +54,8 @@ def sample_batch(*, prompts: list[Any], more_prompts: Iterator[list[Any]], gener
         batch = build_batch(output, groups, pad_token_id)
         for hook in hooks:
             batch = hook(batch, config)
+        for key, value in batch.metrics.items():
+            hook_metrics[key] = hook_metrics.get(key, 0.0) + float(value)
         if batch.num_rows:
             kept.append(batch)
         have = sum(b.num_groups for b in kept)
@@ -75,12 +78,13 @@ def sample_batch(*, prompts: list[Any], more_prompts: Iterator[list[Any]], gener
         raise UserError("every prompt group of this step was filtered out and no data is left to draw from; "
                         "check the algorithm's filters (trainer.algorithm.dynamic_sampling)")
     batch = RolloutBatch.concat(kept, pad_token_id)
-    metrics = {}
+    metrics = dict(hook_metrics)
     if refill:
-        metrics = {"dynamic_sampling/rounds": float(rounds),
-                   "dynamic_sampling/kept_groups": float(batch.num_groups),
-                   "dynamic_sampling/kept_fraction": batch.num_groups / max(1, rounds * len(prompts))}
+        generated = sum(len(dict.fromkeys(groups)) for _, groups in outputs)
+        metrics.update({"dynamic_sampling/rounds": float(rounds),
+                        "dynamic_sampling/kept_fraction": batch.num_groups / max(1, generated)})
         if batch.num_groups > target:
             allowed = set(list(dict.fromkeys(batch.group_ids))[:target])
             batch = batch.select_groups(lambda gid: gid in allowed)
+        metrics["dynamic_sampling/kept_groups"] = float(batch.num_groups)
     return SampledBatch(batch=batch, outputs=outputs, metrics=metrics)
