@@ -21,7 +21,10 @@ class RunActors:
         ref_world = placement_cfg.ref_num_nodes * placement_cfg.ref_num_gpus_per_node
         needs_ref = algorithm.use_kl_loss or algorithm.use_kl_in_reward
         num_engines = config.generator.num_inference_engines
-        placement = make_placement(config, policy_world + (ref_world if needs_ref else 0) + num_engines)
+        critic_world = placement_cfg.critic_num_nodes * placement_cfg.critic_num_gpus_per_node
+        needs_critic = config.trainer.critic.model.path is not None
+        placement = make_placement(config, policy_world + (ref_world if needs_ref else 0)
+                                   + (critic_world if needs_critic else 0) + num_engines)
         self.config, self.pm = config, pm
         self.colocated = placement_cfg.colocate_all
         self.policy = WorkerGroup(role="policy", config=config, config_dict=config_dict, world_size=policy_world,
@@ -29,13 +32,22 @@ class RunActors:
         self.ref = (WorkerGroup(role="ref", config=config, config_dict=config_dict, world_size=ref_world,
                                 placement=placement, num_threads=max(1, cpu_count // ref_world))
                     if needs_ref else None)
+        self.critic = (WorkerGroup(role="critic", config=config, config_dict=config_dict, world_size=critic_world,
+                                   placement=placement, num_threads=max(1, cpu_count // critic_world))
+                       if needs_critic else None)
         self.engines = make_engines(config, config_dict, placement, num_threads=max(1, cpu_count // num_engines))
         self.engine_client = EngineClient(self.engines, remote=True)
 
-    def compute_logprobs(self, group: WorkerGroup, batch: TrainingBatch) -> torch.Tensor:
+    @property
+    def train_groups(self) -> list[WorkerGroup]:
+        """Every training worker group: policy first, then ref and critic when the run has them."""
+        return [g for g in (self.policy, self.ref, self.critic) if g is not None]
+
+    def compute_logprobs(self, group: WorkerGroup, batch: TrainingBatch, method: str = "compute_logprobs"
+                         ) -> torch.Tensor:
         """Rows split evenly over the group's data-parallel ranks, results concatenated in row order."""
         shards = [(part,) for part in split_rows(batch.forward_inputs(), group.dp_size)]
-        return torch.cat(group.run_data_parallel("compute_logprobs", shards))
+        return torch.cat(group.run_data_parallel(method, shards))
 
     def call_engines(self, method: str, *args: Any) -> list[Any]:
         import ray
@@ -45,5 +57,5 @@ class RunActors:
     def shutdown(self) -> None:
         import ray
 
-        for actor in [*self.policy.actors, *(self.ref.actors if self.ref else []), *self.engines]:
+        for actor in [*(a for g in self.train_groups for a in g.actors), *self.engines]:
             ray.kill(actor)

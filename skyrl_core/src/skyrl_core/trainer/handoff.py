@@ -46,7 +46,7 @@ class DeviceHandoff:
         self.to_train()
         if self.colocated:
             if self.offload_optimizer:
-                for group in self.groups[:1]:
+                for group in self.groups:
                     group.offload(model=False, optimizer=True)
             self.engines.wake_up(["weights"])
         self.phase = "sync"

@@ -108,7 +108,7 @@ def split_for_workers(batch: TrainingBatch, *, dp_size: int, rows_per_mini_batch
     minis_of: list[list[MiniBatch]] = [[] for _ in range(dp_size)]
     for start in range(0, total, rows_per_mini_batch):
         mini = list(range(start, min(total, start + rows_per_mini_batch)))
-        global_tokens = float(mask[mini].sum())
+        global_tokens = max(1.0, float(mask[mini].sum()))  # a fully masked mini-batch: loss 0, not 0/0
         for d in range(dp_size):
             rows = mini[d * len(mini) // dp_size : (d + 1) * len(mini) // dp_size]
             local = list(range(len(rows_of[d]), len(rows_of[d]) + len(rows)))

@@ -1,6 +1,6 @@
 """Creating the Ray actors of a run: the policy/ref worker groups and the inference engines.
 
-Placement (DESIGN §6): with GPUs, ``colocate_all`` puts every actor in one placement group of
+Placement: with GPUs, ``colocate_all`` puts every actor in one placement group of
 ``policy_num_nodes * policy_num_gpus_per_node`` GPU bundles and gives each a fraction of its bundle's GPU, so they
 time-share the devices; without it, each actor asks for whole GPUs. Without GPUs a "GPU" means one process on a
 fractional CPU share, and every actor gets as many torch threads as there are cores for the processes that

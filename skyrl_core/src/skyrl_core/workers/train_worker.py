@@ -4,7 +4,8 @@ It owns a :class:`~skyrl_core.strategy.Strategy` for everything distributed (the
 and does the RL maths itself: log-probs, the registered policy loss, the KL and entropy terms, and the loss
 reduction normalised over the whole mini-batch across micro-batches and data-parallel ranks (see
 :mod:`skyrl_core.algorithms.reduction`). Weight streaming and checkpoints are in
-:class:`~skyrl_core.workers.worker_state.WorkerStateMixin`.
+:class:`~skyrl_core.workers.worker_state.WorkerStateMixin`, the critic's update in
+:class:`~skyrl_core.workers.critic.CriticMixin`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Any
 import torch
 
 from skyrl_core.algorithms.kl import kl_penalty
+from skyrl_core.algorithms.off_policy import off_policy_correction
 from skyrl_core.algorithms.reduction import reduce_loss
 from skyrl_core.strategy.base import Mesh
 from skyrl_core.trainer.train_batch import MiniBatch, TrainingBatch, TrainRequest
+from skyrl_core.workers.critic import CriticMixin
 from skyrl_core.workers.logprobs import response_logprobs
 from skyrl_core.workers.setup import load_worker_config, set_threads
 from skyrl_core.workers.worker_state import WorkerStateMixin
@@ -26,7 +29,7 @@ from skyrl_core.workers.worker_state import WorkerStateMixin
 _SUMS = ("policy", "kl", "entropy", "tokens", "logprob_diff")
 
 
-class TrainWorker(WorkerStateMixin):
+class TrainWorker(WorkerStateMixin, CriticMixin):
     """One rank of the policy, ref or critic worker group."""
 
     def __init__(self, *, config: dict[str, Any], role: str, rank: int, world_size: int, num_threads: int):
@@ -59,6 +62,9 @@ class TrainWorker(WorkerStateMixin):
         if self.role == "policy":
             self.strategy.build_model(policy_path, trainable=True, optimizer_config=trainer.policy.optimizer_config)
             self.loss_fn = self.pm.registry("policy_losses")[trainer.algorithm.policy_loss_type]
+        elif self.role == "critic":
+            self.strategy.build_model(trainer.critic.model.path, trainable=True,
+                                      optimizer_config=trainer.critic.optimizer_config, head="value")
         else:
             self.strategy.build_model(trainer.ref.model.path or policy_path, trainable=False)
         return self.strategy.mesh
@@ -153,9 +159,14 @@ class TrainWorker(WorkerStateMixin):
             log_probs=logprobs, old_log_probs=old, advantages=part.advantages, loss_mask=mask, config=algorithm,
             rollout_log_probs=part.rollout_logprobs,
         )
+        weights, keep, correction_metrics = off_policy_correction(
+            old_log_probs=old, rollout_log_probs=part.rollout_logprobs, loss_mask=mask,
+            config=algorithm.off_policy_correction)
+        metrics.update(correction_metrics)
+        # the normalisers stay the global counts of the uncorrected mask: masking a token drops its share
         reduce = {"reduction": algorithm.loss_reduction, "global_token_count": mini.global_tokens,
                   "global_seq_count": mini.global_seqs, "max_seq_len": mini.max_seq_len}
-        policy_loss = reduce_loss(token_losses, mask, **reduce)
+        policy_loss = reduce_loss(token_losses * weights, mask * keep, **reduce)
         loss = policy_loss
         sums = {"policy": float(policy_loss.detach()), "kl": 0.0, "tokens": float(mask.sum()),
                 "entropy": float((entropy.detach() * mask).sum()), "logprob_diff": 0.0}

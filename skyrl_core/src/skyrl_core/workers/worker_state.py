@@ -118,3 +118,14 @@ class WorkerStateMixin:
         with torch.no_grad():
             logprobs, _ = response_logprobs(self.strategy.forward, ids, torch.ones_like(ids), len(token_ids) - 1)
         return logprobs[0].float().tolist()
+
+    def export_hf(self, folder: str, bucket_bytes: int = 1 << 30) -> None:
+        """Write the policy as an HF model folder (rank 0 writes; every rank streams)."""
+        from skyrl_core.export import write_hf_folder
+
+        chunks = self.strategy.iter_weights(dtype=torch.float32, bucket_bytes=bucket_bytes)
+        if self.rank == 0:
+            write_hf_folder(chunks, self.config.trainer.policy.model.path, folder)
+        else:
+            for _ in chunks:
+                pass
