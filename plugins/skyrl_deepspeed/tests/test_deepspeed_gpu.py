@@ -6,9 +6,11 @@ from __future__ import annotations
 import math
 
 import pytest
-import strategy_conformance as conformance
 import torch
+from harness_path import load_conformance_harness
 from skyrl_deepspeed.config import DeepSpeedConfig
+
+conformance = load_conformance_harness()
 
 pytestmark = pytest.mark.gpu
 STAGES = (1, 2, 3)

@@ -11,6 +11,7 @@ from skyrl_deepspeed.config import DeepSpeedConfig, engine_config, zero_stage
 
 from skyrl_core.config.loader import structure_config
 from skyrl_core.config.overrides import parse_override, set_dotted
+from skyrl_core.config.sections import sections_of
 from skyrl_core.errors import UserError
 from skyrl_core.plugins import PluginManager
 
@@ -35,7 +36,7 @@ def test_deepspeed_keys_pass_through_dotted_overrides():
     for arg in ("trainer.strategy=deepspeed", "trainer.deepspeed.deepspeed_config.zero_optimization.stage=1",
                 "trainer.deepspeed.deepspeed_config.zero_optimization.reduce_bucket_size=1000"):
         set_dotted(tree, *parse_override(arg))
-    section = structure_config(tree, PluginManager()).trainer.sections["deepspeed"]
+    section = sections_of(structure_config(tree, PluginManager()).trainer, "strategies")["deepspeed"]
     assert section.deepspeed_config == {"zero_optimization": {"stage": 1, "reduce_bucket_size": 1000}}
     assert zero_stage(section) == 1
 

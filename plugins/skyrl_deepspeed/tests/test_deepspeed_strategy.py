@@ -1,12 +1,15 @@
-"""deepspeed ZeRO 1, 2, 3 (and 3 with CPU offload) on 2 CPU processes (gloo) against plain PyTorch: losses, norms, weights, resume."""
+"""deepspeed ZeRO 1, 2, 3 (and 3 with CPU offload) on 2 CPU processes (gloo) against plain PyTorch: losses,
+gradient norms, weights, streaming, skipped steps, resume."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
-import strategy_conformance as conformance
+from harness_path import load_conformance_harness
 from skyrl_deepspeed.config import DeepSpeedConfig
+
+conformance = load_conformance_harness()
 
 #: ZeRO 1, 2, 3, and ZeRO 3 with parameters and optimizer state offloaded to CPU memory (torch AdamW steps there).
 SECTIONS = {

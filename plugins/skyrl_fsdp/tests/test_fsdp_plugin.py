@@ -11,6 +11,8 @@ from skyrl_fsdp.config import FSDPConfig
 
 from skyrl_core.config.loader import structure_config
 from skyrl_core.config.overrides import parse_override, set_dotted
+from skyrl_core.config.sections import sections_of
+from skyrl_core.config.validation import validate_config
 from skyrl_core.errors import ConfigError, UserError
 from skyrl_core.plugins import PluginManager
 
@@ -19,7 +21,10 @@ def _config(*overrides: str):
     tree: dict = {}
     for arg in overrides:
         set_dotted(tree, *parse_override(arg))
-    return structure_config(tree, PluginManager())
+    pm = PluginManager()
+    config = structure_config(tree, pm)
+    validate_config(config, pm)
+    return config
 
 
 def test_entry_point_registers_fsdp2_and_its_alias():
@@ -43,7 +48,8 @@ def test_plugin_import_is_light():
 def test_section_keys_by_dotted_override():
     config = _config("trainer.strategy=fsdp2", "trainer.fsdp2.cpu_offload=true", "trainer.fsdp2.fsdp_size=4",
                      "trainer.fsdp2.reshard_after_forward=false")
-    assert config.trainer.sections["fsdp2"] == FSDPConfig(cpu_offload=True, fsdp_size=4, reshard_after_forward=False)
+    section = sections_of(config.trainer, "strategies")["fsdp2"]
+    assert section == FSDPConfig(cpu_offload=True, fsdp_size=4, reshard_after_forward=False)
 
 
 @pytest.mark.parametrize("value", [0, -2])
