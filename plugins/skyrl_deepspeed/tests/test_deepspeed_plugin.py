@@ -66,3 +66,10 @@ def test_owned_and_unsupported_keys_are_refused(key, message):
 def test_unknown_stage_is_refused(stage):
     with pytest.raises(UserError, match="zero_optimization.stage"):
         zero_stage(DeepSpeedConfig(deepspeed_config={"zero_optimization": {"stage": stage}}))
+
+
+@pytest.mark.parametrize(("stage", "frozen_stage"), [(1, 0), (2, 0), (3, 3)])
+def test_a_model_without_optimizer_is_partitioned_only_under_zero3(stage, frozen_stage):
+    section = DeepSpeedConfig(deepspeed_config={"zero_optimization": {"stage": stage}})
+    config = engine_config(section, bf16=False, max_grad_norm=1.0, trainable=False)
+    assert config["zero_optimization"]["stage"] == frozen_stage

@@ -4,7 +4,8 @@
 forward. :func:`spawn_run` runs a registered strategy on :data:`WORLD` processes through the Strategy API only, as a
 worker does: each rank takes ``ROWS / WORLD`` rows in micro-batches of one row (``accumulate(last=)``), passes its
 share of the global loss sum to ``backward`` and calls ``optimizer_step``. It also measures what ``iter_weights``
-keeps alive, that a step with NaN gradients is skipped, and resuming: after steps ``1..CKPT_AFTER`` and
+keeps alive, that a step with NaN gradients is skipped, that a frozen model (a ref) gives the reference's
+initial logits, and resuming: after steps ``1..CKPT_AFTER`` and
 ``save_checkpoint``, a fresh strategy that loads the checkpoint and runs the remaining steps must end with the
 uninterrupted run's losses and weights.
 
@@ -85,6 +86,8 @@ def reference_run(model_path: str, device: str = "cpu") -> dict[str, Any]:
     model = load_hf_model(model_path, run_config("reference"), trainable=True, device=device)
     optimizer, scheduler = build_optimizer_and_scheduler(model, optimizer_config())
     losses, norms = [], []
+    with torch.no_grad():
+        initial_logits = model(**{k: v[:1].to(device) for k, v in step_batches(model.config.vocab_size)[0].items()})
     for batch in step_batches(model.config.vocab_size):
         batch = {k: v.to(device) for k, v in batch.items()}
         loss = loss_share(model(**batch).logits, batch, target_tokens(batch))
@@ -92,7 +95,8 @@ def reference_run(model_path: str, device: str = "cpu") -> dict[str, Any]:
         losses.append(float(loss.detach()))
         norms.append(clip_and_step(list(model.parameters()), optimizer, scheduler, MAX_NORM).grad_norm)
     weights = {name: t.detach().cpu().clone() for name, t in model.state_dict().items()}
-    return {"losses": losses, "grad_norms": norms, "weights": weights}
+    return {"losses": losses, "grad_norms": norms, "weights": weights,
+            "initial_logits": initial_logits.logits.cpu()}
 
 
 def _free_port() -> int:
@@ -183,6 +187,15 @@ def nan_step(strategy: Any, batch: dict[str, torch.Tensor]) -> Any:
     return strategy.optimizer_step(MAX_NORM)
 
 
+def _frozen_forward(strategy: Any, model_path: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A model built with ``trainable=False`` (a ref), in eval mode: the logits of this rank's first row."""
+    strategy.build_model(model_path, trainable=False)
+    strategy.set_train(False)
+    row = strategy.mesh.dp_rank * (ROWS // strategy.mesh.dp_size)
+    with torch.no_grad():
+        return strategy.forward(**{k: v[row:row + 1].to(strategy.device) for k, v in batch.items()}).logits.cpu()
+
+
 def _rank_main(rank: int, name: str, sections: list[Any], model_path: str, out_dir: str, port: int, world: int,
                bf16: bool) -> None:
     torch.set_num_threads(1)
@@ -217,11 +230,12 @@ def _run_section(rank: int, make: Callable[[], Any], model_path: str, out_dir: s
     resumed_lr = resumed.current_lr()
     resumed_losses, _ = train_steps(resumed, batches[CKPT_AFTER:])
     resumed_weights, _ = collect_weights(resumed)
+    frozen_logits = _frozen_forward(make(), model_path, batches[0])
     if rank == 0:
         torch.save({"losses": losses + more_losses, "grad_norms": norms + more_norms, "weights": weights,
                     **memory, "model_bytes": total_bytes, "nan_step": skipped, "nan_step_kept_weights": kept,
                     "resumed_losses": resumed_losses, "resumed_weights": resumed_weights,
-                    "resumed_lr": resumed_lr}, os.path.join(out_dir, "rank0.pt"))
+                    "resumed_lr": resumed_lr, "frozen_logits": frozen_logits}, os.path.join(out_dir, "rank0.pt"))
 
 
 def relative_error(a: torch.Tensor | float, b: torch.Tensor | float) -> float:
@@ -238,6 +252,8 @@ def assert_matches_reference(result: dict[str, Any], reference: dict[str, Any], 
     ``q . b`` is added to every score of a query), so what backward computes for it is rounding noise, which AdamW
     turns into updates of up to ``lr`` per step either way. It is checked to stay within that bound."""
     assert sorted(result["weights"]) == sorted(reference["weights"])
+    error = relative_error(result["frozen_logits"], reference["initial_logits"])
+    assert error <= rtol, f"logits of the model built without training: relative error {error:.2e}"
     for step, (got, want) in enumerate(zip(result["losses"], reference["losses"], strict=True)):
         assert relative_error(got, want) <= rtol, f"loss of step {step + 1}: {got} vs {want}"
     for step, (got, want) in enumerate(zip(result["grad_norms"], reference["grad_norms"], strict=True)):

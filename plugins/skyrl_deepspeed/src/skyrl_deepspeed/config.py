@@ -44,8 +44,13 @@ def zero_stage(section: DeepSpeedConfig) -> int:
     return stage
 
 
-def engine_config(section: DeepSpeedConfig, *, bf16: bool, max_grad_norm: float) -> dict[str, Any]:
+def engine_config(section: DeepSpeedConfig, *, bf16: bool, max_grad_norm: float, trainable: bool = True
+                  ) -> dict[str, Any]:
     """The config dict for ``deepspeed.initialize``: the user's ``deepspeed_config`` plus the keys skyrl owns.
+
+    A model without an optimizer (a ref) has no optimizer state or gradients to partition: under ZeRO 1 and 2 it
+    is a plain replica (stage 0; DeepSpeed refuses those stages without an optimizer), under ZeRO 3 its parameters
+    stay partitioned.
 
     One micro-batch per ``engine.backward`` and ``gradient_accumulation_steps=1``: the strategy marks the last
     micro-batch of a mini-batch itself (``set_gradient_accumulation_boundary``). With optimizer offload, skyrl's
@@ -59,7 +64,8 @@ def engine_config(section: DeepSpeedConfig, *, bf16: bool, max_grad_norm: float)
         if key in user:
             raise UserError(f"trainer.deepspeed.deepspeed_config.{key}: {reason}")
     config = copy.deepcopy(user)
-    config.setdefault("zero_optimization", {})["stage"] = zero_stage(section)
+    stage = zero_stage(section)
+    config.setdefault("zero_optimization", {})["stage"] = stage if trainable or stage == 3 else 0
     if "offload_optimizer" in config["zero_optimization"]:
         config.setdefault("zero_force_ds_cpu_optimizer", False)
     config.setdefault("steps_per_print", 2**31 - 1)  # no progress lines of its own

@@ -63,7 +63,8 @@ class DeepSpeedStrategy(Strategy):
         if trainable:
             optimizer, scheduler = build_optimizer_and_scheduler(model, optimizer_config)
             self.max_grad_norm = float(optimizer_config.max_grad_norm)
-        config = engine_config(self.config, bf16=self.run_config.trainer.bf16, max_grad_norm=self.max_grad_norm)
+        config = engine_config(self.config, bf16=self.run_config.trainer.bf16, max_grad_norm=self.max_grad_norm,
+                               trainable=trainable)
         self.engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                                     config=config)
 
