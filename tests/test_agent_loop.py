@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
@@ -13,61 +14,47 @@ from transformers import AutoTokenizer
 from skyrl_core import BaseTextEnv, BaseTextEnvStepOutput, hookimpl
 from skyrl_core.config.schema import SkyRLConfig
 from skyrl_core.generator import AgentLoopGenerator, GeneratorInput, GeneratorOutput
-from skyrl_core.inference.base import GenerationRequest, GenerationResult, InferenceEngine, SamplingParams
+from skyrl_core.errors import UserError
+from skyrl_core.inference.base import GenerationRequest, GenerationResult, SamplingParams
 from skyrl_core.inference.client import EngineClient
 
 QUESTION = [{"role": "user", "content": "What is 2 * 3?"}]
 LOGPROB = -0.25
+SLOW_S = 0.6
 
 
 # -- fakes --------------------------------------------------------------------------------------------------------
 
 
-class ScriptedEngine(InferenceEngine):
+class ScriptedEngine:
     """Answers turn k of a session with ``replies[k]`` (tokenised, then EOS), each token with log-prob ``LOGPROB``.
 
     ``max_tokens`` cuts a reply (stop reason ``"length"``, no EOS); a stop string ends it right after the string
-    (stop reason ``"stop"``, no EOS). Every request is recorded.
+    (stop reason ``"stop"``, no EOS). Every request is recorded, with the time it arrived.
     """
-
-    supports_cpu = True
 
     def __init__(self, tokenizer, replies):
         self.tokenizer = tokenizer
         self.replies = replies
         self.requests: list[GenerationRequest] = []
-        self.calls = 0
+        self.arrivals: list[float] = []
         self.turn_of: dict[str | None, int] = {}
 
-    def generate(self, requests):
-        self.calls += 1
-        results = []
-        for request in requests:
-            self.requests.append(request)
-            turn = self.turn_of.get(request.session_id, 0)
-            self.turn_of[request.session_id] = turn + 1
-            text = self.replies[min(turn, len(self.replies) - 1)]
-            stop_reason, eos = "stop", [self.tokenizer.eos_token_id]
-            for stop in request.sampling.stop or ():
-                if stop in text:
-                    text, eos = text[: text.index(stop) + len(stop)], []
-            ids = self.tokenizer.encode(text, add_special_tokens=False) + eos
-            if len(ids) > request.sampling.max_tokens:
-                ids, stop_reason = ids[: request.sampling.max_tokens], "length"
-            results.append(GenerationResult(token_ids=ids, logprobs=[LOGPROB] * len(ids), stop_reason=stop_reason))
-        return results
-
-    def sleep(self):
-        pass
-
-    def wake_up(self):
-        pass
-
-    def parameter_specs(self):
-        return []
-
-    def load_weights(self, named_tensors):
-        pass
+    async def generate(self, request):
+        self.requests.append(request)
+        self.arrivals.append(time.monotonic())
+        await asyncio.sleep(0)
+        turn = self.turn_of.get(request.session_id, 0)
+        self.turn_of[request.session_id] = turn + 1
+        text = self.replies[min(turn, len(self.replies) - 1)]
+        stop_reason, eos = "stop", [self.tokenizer.eos_token_id]
+        for stop in request.sampling.stop or ():
+            if stop in text:
+                text, eos = text[: text.index(stop) + len(stop)], []
+        ids = self.tokenizer.encode(text, add_special_tokens=False) + eos
+        if len(ids) > request.sampling.max_tokens:
+            ids, stop_reason = ids[: request.sampling.max_tokens], "length"
+        return GenerationResult(token_ids=ids, logprobs=[LOGPROB] * len(ids), stop_reason=stop_reason)
 
 
 class ObserveThenFinish(BaseTextEnv):
@@ -139,7 +126,17 @@ class MultiplyEnv(BaseTextEnv):
       )
 
 
-ENVS = {"t_observe": ObserveThenFinish, "t_never_done": NeverDone, "t_failing": Failing, "t_multiply": MultiplyEnv}
+class SlowOnItsTurn(BaseTextEnv):
+    """Never done; trajectory ``extras["slow_turn"]`` sleeps ``SLOW_S`` in its step of that turn (0-based)."""
+
+    def step(self, action):
+        if self.extras["slow_turn"] == self.turns:
+            time.sleep(SLOW_S)
+        self.turns += 1
+        return BaseTextEnvStepOutput(reward=1.0)
+
+
+ENVS = {"t_slow": SlowOnItsTurn, "t_observe": ObserveThenFinish, "t_never_done": NeverDone, "t_failing": Failing, "t_multiply": MultiplyEnv}
 
 
 class _EnvPlugin:
@@ -172,13 +169,15 @@ def make_config(**generator):
     return config
 
 
-def run(pm, tokenizer, engine, env_class, n=1, extras=None, config=None, phase="train", **sampling):
-    generator = AgentLoopGenerator(
-        config=config or make_config(),
-        tokenizer=tokenizer,
-        engine_client=EngineClient([engine], remote=False),
-        plugin_manager=pm,
+def make_generator(pm, tokenizer, engine, config=None):
+    return AgentLoopGenerator(
+        run_config=config or make_config(), tokenizer=tokenizer, engine_client=EngineClient([engine]), plugin_manager=pm
     )
+
+
+def run(pm, tokenizer, engine, env_class, n=1, extras=None, config=None, phase="train", progress=None, **sampling):
+    generator = make_generator(pm, tokenizer, engine, config)
+    generator.on_progress = progress
     batch = GeneratorInput(
         prompts=[QUESTION] * n,
         env_classes=[env_class] * n,
@@ -247,7 +246,8 @@ def test_multi_turn_token_in_token_out(pm, tokenizer):
     assert out.token_rewards[0] == rewards and out.rewards == [1.25] and out.num_turns == [2]
     # The second turn's input is exactly the first turn's tokens plus the observation tokens.
     assert engine.requests[1].prompt_token_ids == prompt + response[: len(gen1) + n_obs]
-    assert {r.session_id for r in engine.requests} == {"0"}
+    assert len({r.session_id for r in engine.requests}) == 1
+    assert len({r.request_id for r in engine.requests}) == 2
     # Decoding prompt + response gives the chat template's rendering of the whole conversation (up to the "\n"
     # that follows the last <|im_end|>): the appended tokens are the template's own.
     conversation = QUESTION + [
@@ -260,11 +260,42 @@ def test_multi_turn_token_in_token_out(pm, tokenizer):
     assert prompt + response + tokenizer.encode("\n") == template(tokenizer, conversation, False)
 
 
-def test_turns_are_batched_in_one_engine_call(pm, tokenizer):
-    engine = ScriptedEngine(tokenizer, ["a", "b"])
-    out = run(pm, tokenizer, engine, "t_observe", n=5, config=make_config(max_turns=3))
-    assert engine.calls == 2 and out.num_turns == [2] * 5
-    assert [r.session_id for r in engine.requests[5:]] == ["0", "1", "2", "3", "4"]
+def test_a_slow_env_step_delays_only_its_own_trajectory(pm, tokenizer):
+    # On turn k, trajectory k's env step is slow. Turn by turn with a barrier, that is one slow step per turn
+    # (3 x SLOW_S); with one coroutine per trajectory the three slow steps overlap (about 1 x SLOW_S).
+    engine = ScriptedEngine(tokenizer, ["x"])
+    extras = [{"slow_turn": k} for k in range(3)]
+    start = time.monotonic()
+    out = run(pm, tokenizer, engine, "t_slow", n=3, extras=extras, config=make_config(max_turns=3))
+    elapsed = time.monotonic() - start
+    assert out.num_turns == [3, 3, 3] and out.rewards == [3.0, 3.0, 3.0]
+    assert SLOW_S <= elapsed < 2 * SLOW_S, f"took {elapsed:.2f}s"
+    # Trajectory 2 sent its third turn before trajectory 0's slow first step had finished.
+    third_turns = [t for r, t in zip(engine.requests, engine.arrivals) if r.request_id.endswith("-2-2")]
+    assert third_turns and third_turns[0] - start < SLOW_S
+
+
+def test_progress_counts_finished_trajectories(pm, tokenizer):
+    seen = []
+    run(pm, tokenizer, ScriptedEngine(tokenizer, ["x"]), "t_never_done", n=3, progress=lambda f, t: seen.append((f, t)))
+    assert seen[0] == (0, 3) and seen[-1] == (3, 3)
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen) and {t for _, t in seen} == {3}
+
+
+def test_batched_mode_sends_every_request_before_any_env_step(pm, tokenizer):
+    engine = ScriptedEngine(tokenizer, ["\\boxed{6}"])
+    steps = []
+    original = MultiplyEnv.step
+    MultiplyEnv.step = lambda self, action: steps.append(time.monotonic()) or original(self, action)
+    try:
+        extras = [{"reward_spec": {"ground_truth": "6"}}] * 4
+        out = run(pm, tokenizer, engine, "t_multiply", n=4, extras=extras, config=make_config(batched=True))
+    finally:
+        MultiplyEnv.step = original
+    assert out.rewards == [1.0] * 4 and len(engine.requests) == 4
+    assert max(engine.arrivals) <= min(steps)
+    with pytest.raises(UserError, match="generator.batched=true is single-turn"):
+        make_generator(pm, tokenizer, engine, make_config(batched=True, max_turns=2))
 
 
 def test_max_turns_caps_the_episode_and_empty_observations_continue(pm, tokenizer):
@@ -384,45 +415,87 @@ def test_dict_step_output_is_accepted(pm, tokenizer, failing):
 
 
 class TaggingEngine:
-    """Returns, per request, the engine's number and the request's position as tokens."""
+    """Returns, per request, the engine's number and the request's first prompt token; ``hold`` keeps requests in
+    flight until set."""
 
     def __init__(self, number):
         self.number = number
-        self.awake = True
+        self.hold: asyncio.Event | None = None
+        self.calls: list[tuple] = []
 
-    def sleep(self):
-        self.awake = False
+    async def generate(self, request):
+        await (self.hold.wait() if self.hold is not None else asyncio.sleep(0))
+        return GenerationResult(token_ids=[self.number, request.prompt_token_ids[0]], logprobs=[0.0, 0.0],
+                                stop_reason="stop")
 
-    def wake_up(self):
-        self.awake = True
+    async def sleep(self, level):
+        self.calls.append(("sleep", level))
 
-    def generate(self, requests):
-        return [GenerationResult(token_ids=[self.number, r.prompt_token_ids[0]], logprobs=[0.0, 0.0],
-                                 stop_reason="stop") for r in requests]
+    async def wake_up(self, tags):
+        self.calls.append(("wake_up", tags))
+
+    async def reset_prefix_cache(self):
+        self.calls.append(("reset_prefix_cache",))
+
+    async def abort(self, request_ids):
+        self.calls.append(("abort", request_ids))
 
 
-def test_engine_client_order_and_session_stickiness():
+def test_engine_client_session_stickiness():
     engines = [TaggingEngine(n) for n in range(3)]
-    client = EngineClient(engines, remote=False)
+    client = EngineClient(engines)
     sessions = [f"s{i % 7}" for i in range(30)]
+
+    async def main():
+        return await asyncio.gather(
+            *(client.generate(GenerationRequest(prompt_token_ids=[i], session_id=s)) for i, s in enumerate(sessions))
+        )
+
     owner = {}
     for _ in range(2):
-        results = client.generate(
-            [GenerationRequest(prompt_token_ids=[i], session_id=s) for i, s in enumerate(sessions)]
-        )
+        results = asyncio.run(main())
         assert [r.token_ids[1] for r in results] == list(range(30))
         for session, result in zip(sessions, results):
             assert owner.setdefault(session, result.token_ids[0]) == result.token_ids[0]
             assert owner[session] == client.engine_of_session(session)
     assert len(set(owner.values())) > 1
-    loose = client.generate([GenerationRequest(prompt_token_ids=[i]) for i in range(8)])
-    assert [r.token_ids[1] for r in loose] == list(range(8))
-    assert sorted(sum(r.token_ids[0] == n for r in loose) for n in range(3)) == [2, 3, 3]
-    assert client.generate([]) == []
-    client.sleep()
-    assert not any(e.awake for e in engines)
-    client.wake_up()
-    assert all(e.awake for e in engines)
+
+
+def test_engine_client_sends_loose_requests_to_the_least_loaded_engine():
+    engines = [TaggingEngine(n) for n in range(3)]
+    client = EngineClient(engines)
+
+    async def main():
+        engines[0].hold = asyncio.Event()  # engine 0 keeps its requests in flight
+        pinned = [s for s in (f"s{i}" for i in range(50)) if client.engine_of_session(s) == 0][:2]
+        held = [asyncio.ensure_future(client.generate(GenerationRequest(prompt_token_ids=[0], session_id=s)))
+                for s in pinned]
+        await asyncio.sleep(0)
+        assert client.in_flight == [2, 0, 0]
+        rest = await asyncio.gather(*(client.generate(GenerationRequest(prompt_token_ids=[i])) for i in range(4)))
+        engines[0].hold.set()
+        return [await held[0]], rest
+
+    (first,), rest = asyncio.run(main())
+    assert first.token_ids == [0, 0]
+    # Four concurrent requests while engine 0 holds two: they go to engines 1 and 2 only, alternating.
+    assert [r.token_ids for r in rest] == [[1, 0], [2, 1], [1, 2], [2, 3]]
+    assert client.in_flight == [0, 0, 0]
+
+
+def test_engine_client_control_calls_reach_every_engine():
+    engines = [TaggingEngine(n) for n in range(2)]
+    client = EngineClient(engines)
+
+    async def main():
+        await client.sleep(2)
+        await client.wake_up(["weights"])
+        await client.reset_prefix_cache()
+        await client.abort(["r1"])
+
+    asyncio.run(main())
+    for engine in engines:
+        assert engine.calls == [("sleep", 2), ("wake_up", ["weights"]), ("reset_prefix_cache",), ("abort", ["r1"])]
 
 
 # -- the real tiny model ------------------------------------------------------------------------------------------
@@ -435,9 +508,7 @@ def test_real_tiny_model_through_the_hf_engine(pm, tokenizer, tiny_model_path):
     # Every token is a stop token: each turn is one sampled token that ends by itself.
     stop_ids = list(range(len(tokenizer)))
     out = run(pm, tokenizer, engine, "t_observe", n=3, config=make_config(max_turns=2), stop_token_ids=stop_ids)
-    observation_ids = AgentLoopGenerator(
-        config=make_config(), tokenizer=tokenizer, engine_client=None, plugin_manager=pm
-    ).observations.encode([{"role": "user", "content": "Try again."}], after_eos=False)
+    observation_ids = make_generator(pm, tokenizer, engine).observations.encode([{"role": "user", "content": "Try again."}], after_eos=False)
     for i in range(3):
         mask, logprobs = out.loss_masks[i], out.rollout_logprobs[i]
         assert out.num_turns[i] == 2 and sum(mask) == 2 and out.stop_reasons[i] == "stop"
@@ -455,12 +526,16 @@ def test_engine_client_with_ray_actors(ray_local):
         def __init__(self, number):
             self.number = number
 
-        def generate(self, requests):
-            return [GenerationResult(token_ids=[self.number, r.prompt_token_ids[0]], logprobs=[0.0, 0.0],
-                                     stop_reason="stop") for r in requests]
+        async def generate(self, request):
+            return GenerationResult(token_ids=[self.number, request.prompt_token_ids[0]], logprobs=[0.0, 0.0],
+                                    stop_reason="stop")
 
     actor = ray_local.remote(num_cpus=0.01)(Tagger)
-    client = EngineClient([actor.remote(n) for n in range(2)], remote=True)
+    client = EngineClient([actor.remote(n) for n in range(2)])
     requests = [GenerationRequest(prompt_token_ids=[i], session_id=f"s{i}") for i in range(6)]
-    results = client.generate(requests)
+
+    async def main():
+        return await asyncio.gather(*(client.generate(r) for r in requests))
+
+    results = asyncio.run(main())
     assert [r.token_ids for r in results] == [[client.engine_of_session(f"s{i}"), i] for i in range(6)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -30,12 +31,20 @@ def _raise(message):
     raise ValueError(message)
 
 
+def run_all(runner, calls):
+    async def main():
+        return await asyncio.gather(*(runner.call(call) for call in calls))
+
+    return asyncio.run(main())
+
+
 def test_results_in_call_order_with_errors_counted(caplog):
     calls = [EnvCall("e", "step", lambda i=i: i * 10) for i in range(6)]
     calls[2] = EnvCall("e_bad", "step", lambda: _raise("first"))
     calls[4] = EnvCall("e_bad", "step", lambda: _raise("second"))
-    with caplog.at_level(logging.ERROR, logger="skyrl.env"), EnvRunner(max_workers=3, timeout_s=5) as runner:
-        results = runner.run(calls)
+    runner = EnvRunner(max_workers=3, timeout_s=5)
+    with caplog.at_level(logging.ERROR, logger="skyrl.env"):
+        results = run_all(runner, calls)
     assert [results[i] for i in (0, 1, 3, 5)] == [0, 10, 30, 50]
     assert all(isinstance(results[i], EnvFailure) and results[i].kind == "error" for i in (2, 4))
     assert "step of env 'e_bad' failed: ValueError" in results[2].message
@@ -43,12 +52,12 @@ def test_results_in_call_order_with_errors_counted(caplog):
     assert len(caplog.records) == 1 and caplog.records[0].exc_info is not None
 
 
-def test_timeout_is_counted_and_queued_calls_still_run(release):
-    # One worker: the hung call holds it, so the queued calls must move to a fresh pool to run at all.
+def test_timeout_is_counted_and_waiting_calls_still_run(release):
+    # One slot: the hung call holds it until its time limit, then gives it back to the calls waiting behind it.
     calls = [EnvCall("slow", "step", lambda: release.wait(10))] + [EnvCall("e", "step", lambda: "ok")] * 3
     start = time.monotonic()
-    with EnvRunner(max_workers=1, timeout_s=0.2) as runner:
-        results = runner.run(calls)
+    runner = EnvRunner(max_workers=1, timeout_s=0.2)
+    results = run_all(runner, calls)
     assert time.monotonic() - start < 1.5
     assert isinstance(results[0], EnvFailure) and results[0].kind == "timeout"
     assert "step of env 'slow' took longer than 0.2s" == results[0].message
@@ -57,23 +66,47 @@ def test_timeout_is_counted_and_queued_calls_still_run(release):
 
 
 def test_time_limit_counts_from_the_start_of_each_call():
-    # One worker, four calls of 0.15 s each and a 0.3 s limit: the last call waits 0.45 s in the queue but succeeds.
+    # One slot, four calls of 0.15 s each and a 0.3 s limit: the last call waits 0.45 s for the slot but succeeds.
     calls = [EnvCall("e", "step", lambda: time.sleep(0.15) or "done")] * 4
-    with EnvRunner(max_workers=1, timeout_s=0.3) as runner:
-        assert runner.run(calls) == ["done"] * 4
+    runner = EnvRunner(max_workers=1, timeout_s=0.3)
+    assert run_all(runner, calls) == ["done"] * 4
     assert runner.num_timeouts == 0
+
+
+def test_calls_run_concurrently_without_blocking_the_event_loop():
+    # Three 0.3 s calls on three slots take about 0.3 s, and the event loop keeps running meanwhile.
+    ticks = []
+
+    async def main(runner):
+        async def tick():
+            for _ in range(5):
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.05)
+
+        calls = [runner.call(EnvCall("e", "step", lambda: time.sleep(0.3) or "done")) for _ in range(3)]
+        results, _ = await asyncio.gather(asyncio.gather(*calls), tick())
+        return results
+
+    start = time.monotonic()
+    assert asyncio.run(main(EnvRunner(max_workers=3, timeout_s=5))) == ["done"] * 3
+    assert time.monotonic() - start < 0.8 and len(ticks) == 5 and ticks[-1] - start < 0.5
 
 
 def test_inline_mode_catches_errors_without_time_limit():
     calls = [EnvCall("e", "init", lambda: time.sleep(0.05) or 1), EnvCall("e", "init", lambda: _raise("x"))]
-    with EnvRunner(max_workers=0, timeout_s=0.01) as runner:
-        first, second = runner.run(calls)
+    runner = EnvRunner(max_workers=0, timeout_s=0.01)
+    first, second = run_all(runner, calls)
     assert first == 1 and isinstance(second, EnvFailure) and runner.num_errors == 1
 
 
 def test_close_failures_are_logged_not_counted(caplog):
-    with caplog.at_level(logging.WARNING, logger="skyrl.env"), EnvRunner(max_workers=2, timeout_s=1) as runner:
-        runner.close_all([EnvCall("e", "close", lambda: _raise("leak"))] * 2)
+    runner = EnvRunner(max_workers=2, timeout_s=1)
+
+    async def main():
+        await asyncio.gather(*(runner.close(EnvCall("e", "close", lambda: _raise("leak"))) for _ in range(2)))
+
+    with caplog.at_level(logging.WARNING, logger="skyrl.env"):
+        asyncio.run(main())
     assert runner.num_errors == 0
     assert len(caplog.records) == 1 and "close of env 'e' failed" in caplog.records[0].getMessage()
 

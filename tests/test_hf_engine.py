@@ -1,221 +1,139 @@
-"""The built-in ``hf`` inference engine on tiny random models (CPU, seconds)."""
+"""The built-in ``hf`` engine on tiny random models (CPU, seconds): the engine conformance suite, plus what is
+specific to it (per-row sampling maths, the prefix cache, sleep levels, seeds)."""
 
 from __future__ import annotations
+
+import asyncio
+import math
 
 import pytest
 import torch
 
-from skyrl_core.inference.base import GenerationRequest, SamplingParams
+from skyrl_core.inference.base import EngineStateError, GenerationRequest, SamplingParams
 from skyrl_core.inference.hf import HFEngine
-from skyrl_core.testing.tiny_model import make_tiny_model
-
-ARCHS = ["qwen2", "llama"]
-# Prompt lengths differ so the batch is left-padded; max_tokens differ so finished rows leave the batch mid-way.
-PROMPT_LENGTHS = [5, 17, 1, 9]
-MAX_TOKENS = [12, 4, 12, 8]
+from skyrl_core.inference.hf_config import HFEngineConfig
+from skyrl_core.inference.hf_sampling import penalise, truncate
+from skyrl_core.testing.engine_conformance import EngineConformance, generate_all, greedy, prompts, run
 
 
-@pytest.fixture(scope="module")
-def model_paths(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hf_engine")
-    return {arch: str(make_tiny_model(root / arch, arch=arch, seed=0)) for arch in ARCHS}
+class TestHFConformance(EngineConformance):
+    engine_cls = HFEngine
+    logprob_atol = 1e-5
+
+    @classmethod
+    def build_engine(cls, model_path, seed=0):
+        return HFEngine(model_path=model_path, seed=seed, device="cpu")
+
+    # -- hf only ------------------------------------------------------------------------------------------------
+
+    def test_repeated_prompts_share_one_prefill(self, fresh_engine, reference):
+        group = [prompts()[0]] * 4 + [prompts()[1]] * 2  # GRPO-style repeats, sent as separate requests
+        requests = [GenerationRequest(prompt_token_ids=p, sampling=SamplingParams(max_tokens=6)) for p in group]
+        results = run(generate_all(fresh_engine, requests))
+        assert fresh_engine.prefix_cache_tokens == len(prompts()[0]) + len(prompts()[1])
+        assert len({tuple(r.token_ids) for r in results[:4]}) > 1, "repeats must still be sampled independently"
+        for prompt, result in zip(group, results, strict=True):
+            with torch.no_grad():
+                logits = reference(input_ids=torch.tensor([prompt + result.token_ids])).logits[0, len(prompt) - 1 : -1]
+            expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(result.token_ids)[:, None]).squeeze(-1)
+            assert torch.allclose(torch.tensor(result.logprobs), expected, atol=1e-5)
+        run(fresh_engine.reset_prefix_cache())
+        assert fresh_engine.prefix_cache_tokens == 0
+
+    def test_sleep_frees_the_kv_and_prefix_cache(self, fresh_engine):
+        run(fresh_engine.generate(greedy(prompts()[0], 4)))
+        assert fresh_engine.prefix_cache_tokens > 0
+        run(fresh_engine.sleep(1))
+        assert fresh_engine.prefix_cache_tokens == 0 and fresh_engine.batch.cache is None
+        run(fresh_engine.sleep(2))
+        assert all(p.device.type == "meta" for p in fresh_engine.model.parameters())
+        run(fresh_engine.wake_up())
+        with pytest.raises(EngineStateError, match="every weight must be received again"):
+            run(fresh_engine.generate(greedy(prompts()[0], 4)))
+
+    def test_same_seed_same_tokens_whatever_the_batch(self, model_path):
+        requests = [GenerationRequest(prompt_token_ids=p, sampling=SamplingParams(max_tokens=8)) for p in prompts()]
+
+        def sample(seed, together):
+            engine = HFEngine(model_path=model_path, seed=seed, device="cpu")
+            if together:
+                return [r.token_ids for r in run(generate_all(engine, requests))]
+            return [run(engine.generate(r)).token_ids for r in requests]  # same order, one at a time
+
+        first = sample(7, together=True)
+        assert first == sample(7, together=True) == sample(7, together=False)
+        assert first != sample(8, together=True)
+
+    def test_mixed_sampling_params_share_a_batch(self, engine):
+        alone = [run(engine.generate(greedy(p, 6))).token_ids for p in prompts()]
+        requests = [greedy(p, 6) if i % 2 else GenerationRequest(prompt_token_ids=p, sampling=SamplingParams(
+            temperature=0.9, top_k=20, top_p=0.9, min_p=0.01, repetition_penalty=1.3, max_tokens=6))
+            for i, p in enumerate(prompts())]
+        results = run(generate_all(engine, requests))
+        assert [results[i].token_ids for i in (1, 3)] == [alone[i] for i in (1, 3)]
+
+    @pytest.mark.parametrize("sampling", [dict(top_k=1), dict(top_p=1e-6), dict(min_p=1.0)])
+    def test_extreme_truncation_is_greedy_but_logprobs_use_the_full_distribution(self, engine, sampling):
+        prompt = prompts()[1]
+        expected = run(engine.generate(greedy(prompt)))
+        result = run(engine.generate(GenerationRequest(prompt_token_ids=prompt,
+                                                       sampling=SamplingParams(max_tokens=16, **sampling))))
+        assert result.token_ids == expected.token_ids
+        assert result.logprobs == pytest.approx(expected.logprobs, abs=1e-6)
+
+    def test_repetition_penalty_avoids_seen_tokens(self, engine):
+        prompt = prompts()[1]
+        result = run(engine.generate(greedy(prompt, 20, repetition_penalty=1e3)))
+        assert len(set(result.token_ids)) == len(result.token_ids) and not set(result.token_ids) & set(prompt)
+
+    def test_max_batch_size_queues_the_rest(self, model_path):
+        engine = HFEngine(model_path=model_path, device="cpu", config=HFEngineConfig(max_batch_size=2))
+        sizes = []
+        step = engine.batch.step
+
+        def recording(admitted, dropped):
+            finished = step(admitted, dropped)
+            sizes.append(len(engine.batch.rows))
+            return finished
+
+        engine.batch.step = recording
+        results = run(generate_all(engine, [greedy(p, 5, stop_token_ids=[]) for p in prompts()]))
+        assert max(sizes) == 2 and all(len(r.token_ids) <= 5 for r in results)
+
+    def test_tensor_parallel_is_refused(self, model_path):
+        with pytest.raises(Exception, match="not supported yet by the hf backend"):
+            HFEngine(model_path=model_path, tensor_parallel_size=2)
+
+    def test_engine_is_usable_from_several_event_loops(self, engine):
+        """``asyncio.run`` per call (as synchronous drivers do) works: the decode loop lives only while there is work."""
+        first = run(engine.generate(greedy(prompts()[0], 3)))
+        second = asyncio.run(engine.generate(greedy(prompts()[0], 3)))
+        assert first.token_ids == second.token_ids
+
+    def test_shutdown_refuses_further_calls(self, fresh_engine):
+        run(fresh_engine.shutdown())
+        with pytest.raises(EngineStateError, match="shut down"):
+            run(fresh_engine.generate(greedy(prompts()[0], 2)))
 
 
-def _sharpen(engine: HFEngine, factor: float = 5.0) -> None:
-    """Scale every matrix so the random model's next-token distributions are far from uniform.
-
-    (x5 takes the top log-prob from about -5.7 to about -4 and keeps the float32 log-prob error near 2e-6; x10 would
-    take it to about -2.5 but bring the error up to 7e-6, too close to the 1e-5 bound.)
-    """
-    engine.load_weights((name, t * factor) for name, t in engine.state_dict().items() if t.ndim == 2)
+# -- sampling maths, by hand ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def engines(model_paths):
-    """One sharpened engine per architecture, shared by the tests that do not change its weights."""
-    out = {}
-    for arch, path in model_paths.items():
-        out[arch] = HFEngine(model_path=path, seed=0, device="cpu")
-        _sharpen(out[arch])
-    return out
+def test_penalty_divides_positive_and_multiplies_negative_seen_logits():
+    logits = torch.tensor([[2.0, -1.0, 3.0]])
+    seen = torch.tensor([[True, True, False]])
+    assert penalise(logits, seen, torch.tensor([[2.0]])).tolist() == [[1.0, -2.0, 3.0]]
 
 
-@pytest.fixture
-def engine(engines):
-    return engines["qwen2"]
+def test_truncation_per_row_by_hand():
+    # Probabilities of row 0: softmax([ln 4, ln 3, ln 2, ln 1]) = [0.4, 0.3, 0.2, 0.1].
+    row = torch.log(torch.tensor([4.0, 3.0, 2.0, 1.0]))
+    scaled = torch.stack([row] * 4)
+    out = truncate(scaled, top_k=torch.tensor([2, 0, 0, -1]), top_p=torch.tensor([1.0, 0.65, 1.0, 1.0]),
+                   min_p=torch.tensor([0.0, 0.0, 0.6, 0.0]))
+    kept = (out > -math.inf).tolist()
+    assert kept[0] == [True, True, False, False]  # top-2
+    assert kept[1] == [True, True, False, False]  # mass before token 3 is 0.7 >= 0.65: dropped; token 2 (0.4) kept
+    assert kept[2] == [True, True, False, False]  # 0.2 < 0.6 * 0.4 = 0.24
+    assert kept[3] == [True, True, True, True]  # all off
 
-
-def _prompts(lengths=PROMPT_LENGTHS, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randint(3, 500, (n,), generator=g).tolist() for n in lengths]
-
-
-def _requests(prompts, max_tokens=MAX_TOKENS, **sampling):
-    return [
-        GenerationRequest(prompt_token_ids=p, sampling=SamplingParams(max_tokens=m, **sampling))
-        for p, m in zip(prompts, max_tokens, strict=True)
-    ]
-
-
-def _full_forward_logits(engine, prompt, completion):
-    """float32 logits predicting each completion token, from one unpadded forward over prompt + completion."""
-    with torch.no_grad():
-        logits = engine.model(input_ids=torch.tensor([prompt + completion])).logits[0].float()
-    return logits[len(prompt) - 1 : -1]
-
-
-def _greedy(engine, prompt, max_tokens=16, **sampling):
-    request = GenerationRequest(
-        prompt_token_ids=prompt, sampling=SamplingParams(temperature=0.0, max_tokens=max_tokens, **sampling)
-    )
-    return engine.generate([request])[0]
-
-
-@pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_logprobs_match_a_full_forward_pass(engines, arch, temperature):
-    engine, prompts = engines[arch], _prompts()
-    results = engine.generate(_requests(prompts, temperature=temperature))
-    max_diff = 0.0
-    for prompt, result, max_tokens in zip(prompts, results, MAX_TOKENS, strict=True):
-        assert len(result.token_ids) == len(result.logprobs) >= 1
-        assert len(result.token_ids) == max_tokens or result.stop_reason == "stop"
-        logits = _full_forward_logits(engine, prompt, result.token_ids)
-        expected = torch.log_softmax(logits / temperature, dim=-1).gather(-1, torch.tensor(result.token_ids)[:, None])
-        max_diff = max(max_diff, (expected.squeeze(-1) - torch.tensor(result.logprobs)).abs().max().item())
-    assert max_diff < 1e-5
-
-
-@pytest.mark.parametrize("arch", ARCHS)
-def test_greedy_is_the_argmax_of_a_full_forward_pass(engines, arch):
-    engine, prompts = engines[arch], _prompts()
-    for prompt, result in zip(prompts, engine.generate(_requests(prompts, temperature=0.0)), strict=True):
-        logits = _full_forward_logits(engine, prompt, result.token_ids)
-        assert result.token_ids == logits.argmax(-1).tolist()
-        expected = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(result.token_ids)[:, None]).squeeze(-1)
-        assert torch.allclose(torch.tensor(result.logprobs), expected, atol=1e-5)
-
-
-@pytest.mark.parametrize("sampling", [dict(top_k=1), dict(top_p=1e-6), dict(min_p=1.0)])
-def test_extreme_truncation_is_greedy_but_logprobs_use_the_full_distribution(engine, sampling):
-    prompt = _prompts()[1]
-    greedy = _greedy(engine, prompt)
-    result = engine.generate(
-        [GenerationRequest(prompt_token_ids=prompt, sampling=SamplingParams(max_tokens=16, **sampling))]
-    )[0]
-    assert result.token_ids == greedy.token_ids
-    assert result.logprobs == pytest.approx(greedy.logprobs, abs=1e-6)
-    assert max(result.logprobs) < 0.0
-
-
-def test_repetition_penalty_avoids_seen_tokens(engine):
-    prompt = _prompts()[1]
-    result = _greedy(engine, prompt, max_tokens=20, repetition_penalty=1e3)
-    assert len(set(result.token_ids)) == len(result.token_ids)
-    assert not set(result.token_ids) & set(prompt)
-
-
-def test_same_seed_same_tokens(model_paths):
-    prompts = _prompts(seed=2)
-    runs = [HFEngine(model_path=model_paths["qwen2"], seed=seed).generate(_requests(prompts)) for seed in (7, 7, 8)]
-    tokens = [[r.token_ids for r in run] for run in runs]
-    assert tokens[0] == tokens[1]
-    assert tokens[0] != tokens[2]
-
-
-def test_mixed_sampling_params_keep_request_order(engine):
-    prompts = _prompts()
-    greedy = [_greedy(engine, p, max_tokens=6).token_ids for p in prompts]
-    requests = [
-        GenerationRequest(prompt_token_ids=p, sampling=SamplingParams(temperature=0.0 if i % 2 else 0.9, max_tokens=6))
-        for i, p in enumerate(prompts)
-    ]
-    results = engine.generate(requests)
-    assert [results[i].token_ids for i in (1, 3)] == [greedy[i] for i in (1, 3)]
-    assert all(len(r.token_ids) == 6 or r.stop_reason == "stop" for r in results)
-
-
-def test_max_tokens_gives_length(engine):
-    result = _greedy(engine, _prompts()[0], max_tokens=5)
-    assert (len(result.token_ids), result.stop_reason) == (5, "length")
-    assert engine.tokenizer.eos_token_id in engine.eos_ids
-
-
-def test_stop_token_ids(engine):
-    prompt = _prompts()[2]
-    full = _greedy(engine, prompt).token_ids
-    stop_token = full[5]
-    first = full.index(stop_token)  # the token may already occur earlier
-    result = _greedy(engine, prompt, stop_token_ids=[stop_token])
-    assert result.token_ids == full[: first + 1]
-    assert result.stop_reason == "stop"
-
-
-def test_stop_string_ends_generation_at_the_completing_token(engine):
-    prompt = _prompts()[3]
-    full = _greedy(engine, prompt, max_tokens=24).token_ids
-    decode = engine.tokenizer.decode
-    # The first k whose decoded text ends in a 3-character string that the first k-1 tokens do not contain.
-    for k in range(4, len(full)):
-        stop = decode(full[:k])[-3:]
-        if stop.strip() and stop not in decode(full[: k - 1]):
-            break
-    else:
-        pytest.fail("no usable stop string in the greedy output")
-    result = _greedy(engine, prompt, max_tokens=24, stop=[stop, "never produced \u2603"])
-    assert result.token_ids == full[:k]
-    assert result.stop_reason == "stop"
-    assert stop in decode(result.token_ids)
-
-
-def test_load_weights_then_state_dict(model_paths):
-    engine = HFEngine(model_path=model_paths["llama"])
-    specs = engine.parameter_specs()
-    assert [name for name, _, _ in specs] == list(engine.model.state_dict())
-    g = torch.Generator().manual_seed(3)
-    new = {name: torch.randn(shape, generator=g, dtype=torch.float64) for name, shape, _ in specs}
-    engine.load_weights(new.items())
-    state = engine.state_dict()
-    assert list(state) == list(new)
-    for name, tensor in new.items():
-        assert state[name].dtype == torch.float32
-        assert torch.equal(state[name], tensor.float())
-    with pytest.raises(KeyError, match="no_such_weight"):
-        engine.load_weights([("no_such_weight", torch.zeros(1))])
-    with pytest.raises(ValueError, match="shape"):
-        engine.load_weights([(specs[0][0], torch.zeros(1))])
-
-
-def test_tied_weights_are_listed_once(model_paths):
-    engine = HFEngine(model_path=model_paths["qwen2"])
-    engine.model.lm_head.weight = engine.model.model.embed_tokens.weight
-    names = [name for name, _, _ in engine.parameter_specs()]
-    assert "model.embed_tokens.weight" in names and "lm_head.weight" not in names
-    engine.load_weights([("lm_head.weight", torch.ones_like(engine.model.lm_head.weight))])
-    assert torch.equal(engine.state_dict()["model.embed_tokens.weight"], torch.ones_like(engine.model.lm_head.weight))
-
-
-def test_sleep_blocks_generate_until_wake_up(model_paths):
-    engine = HFEngine(model_path=model_paths["qwen2"])
-    request = _requests(_prompts()[:1], max_tokens=[3])
-    engine.sleep()
-    with pytest.raises(RuntimeError, match="asleep"):
-        engine.generate(request)
-    engine.wake_up()
-    result = engine.generate(request)[0]
-    assert len(result.token_ids) == 3 or result.stop_reason == "stop"
-    engine.shutdown()
-    with pytest.raises(RuntimeError, match="shut down"):
-        engine.generate(request)
-
-
-@pytest.mark.parametrize("arch", ARCHS)
-def test_repeated_prompts_share_one_prefill_and_stay_exact(engines, arch):
-    engine, prompts = engines[arch], _prompts()
-    group = [prompts[0], prompts[1], prompts[0], prompts[0], prompts[1]]  # GRPO-style repeats, interleaved
-    results = engine.generate(_requests(group, max_tokens=[6] * len(group)))
-    assert len({tuple(r.token_ids) for r in results}) > 1, "repeated prompts must still be sampled independently"
-    for prompt, result in zip(group, results, strict=True):
-        logits = _full_forward_logits(engine, prompt, result.token_ids)
-        expected = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(result.token_ids)[:, None]).squeeze(-1)
-        assert torch.allclose(torch.tensor(result.logprobs), expected, atol=1e-5)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from skyrl_core import hookimpl
 from skyrl_core.hookspecs import Register
+from skyrl_core.inference.hf_config import HFEngineConfig
 
 
 @hookimpl
 def register_inference_backends(register: Register) -> None:
-    register("hf", "skyrl_core.inference.hf:HFEngine", description="transformers with a KV cache; CPU or GPU")
+    register("hf", "skyrl_core.inference.hf:HFEngine", config_cls=HFEngineConfig,
+             description="transformers with continuous batching; CPU or GPU")

@@ -1,35 +1,36 @@
-"""Running env code (constructor, ``init``, ``step``, ``get_metrics``, ``close``) so that a bad env fails only its
-own trajectory.
+"""Running env code (constructor, ``init``, ``step``, ``get_metrics``, ``close``) so that a slow or bad env
+delays or fails only its own trajectory.
 
-An :class:`EnvRunner` lives for one generator batch. :meth:`EnvRunner.run` takes one :class:`EnvCall` per
-trajectory and runs them concurrently on a ``ThreadPoolExecutor`` of ``max_workers`` threads; each call gets
-``timeout_s`` seconds, counted from when a worker starts it (time waiting in the queue does not count). The result
+An :class:`EnvRunner` lives for one generator batch. ``await runner.call(EnvCall(...))`` runs one env call on a
+thread of its own (a daemon thread named ``skyrl-env-...``) while the event loop goes on with the other
+trajectories; at most ``max_workers`` calls run at once (the others wait for a slot). Each call gets
+``timeout_s`` seconds, counted from when its thread starts (time waiting for a slot does not count). The result
 of a call is its return value or an :class:`EnvFailure`:
 
 - ``"error"``: the call raised, or returned a malformed value (see :func:`check_step_output`,
   :func:`check_init_output`); counted in :attr:`EnvRunner.num_errors`;
 - ``"timeout"``: it ran past ``timeout_s``; counted in :attr:`EnvRunner.num_timeouts`. Python cannot stop a
-  thread, so the call keeps running in the background and its result is dropped. Because its worker may never come
-  back, the calls still queued are moved to a fresh pool. (An env that never returns also delays interpreter exit,
-  which joins the pool's threads.)
+  thread, so the call keeps running in the background and its result is dropped; its slot is given back at once,
+  so a hung env never holds up the calls behind it. Being a daemon thread, it does not delay interpreter exit.
 
 The first error and the first timeout of a batch are logged on the ``skyrl.env`` logger (with the env class and,
-for errors, the traceback); later ones are only counted. ``close`` failures (:meth:`EnvRunner.close_all`) are
-logged once per batch and never counted or raised; ``close`` is called even on an env whose call timed out (that
-call may still be running, and closing the env is the best chance to stop it).
+for errors, the traceback); later ones are only counted. ``close`` failures (:meth:`EnvRunner.close`) are logged
+once per batch and never counted or raised; ``close`` is called even on an env whose call timed out (that call may
+still be running, and closing the env is the best chance to stop it).
 
-``max_workers == 0`` runs every call inline in the calling thread, one after the other: errors are still caught,
-but no time limit can be enforced.
+``max_workers == 0`` runs every call inline on the event loop's thread, one after the other (every other
+trajectory waits meanwhile): errors are still caught, but no time limit can be enforced.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import math
 import numbers
-import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -39,6 +40,7 @@ from skyrl_core.env.base import BaseTextEnvStepOutput
 logger = logging.getLogger("skyrl.env")
 
 _STEP_KEYS = ("observations", "reward", "done")
+_thread_numbers = itertools.count()
 
 
 class EnvOutputError(Exception):
@@ -62,20 +64,8 @@ class EnvFailure:
     message: str
 
 
-class _Timed:
-    """Runs a call in a worker and records when it started."""
-
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        self.fn = fn
-        self.started: float | None = None
-
-    def __call__(self) -> Any:
-        self.started = time.monotonic()
-        return self.fn()
-
-
 class EnvRunner:
-    """Runs env calls for one batch; use as a context manager (the pool is shut down without waiting on exit)."""
+    """Runs the env calls of one batch (see the module doc)."""
 
     def __init__(self, *, max_workers: int, timeout_s: float) -> None:
         if max_workers < 0:
@@ -87,65 +77,34 @@ class EnvRunner:
         self.num_errors = 0
         self.num_timeouts = 0
         self._logged: set[str] = set()
-        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="skyrl-env") if max_workers else None
+        self._slots: asyncio.Semaphore | None = None  # made on first use, inside the running loop
 
-    def __enter__(self) -> EnvRunner:
-        return self
+    async def call(self, call: EnvCall) -> Any:
+        """The call's return value, or :class:`EnvFailure`."""
+        return await self._call(call, count=True)
 
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def run(self, calls: Sequence[EnvCall]) -> list[Any]:
-        """Each call's return value or :class:`EnvFailure`, in call order."""
-        return self._run(calls, count=True)
-
-    def close_all(self, calls: Sequence[EnvCall]) -> None:
-        """Run ``close`` calls; failures are logged (once per batch), not counted."""
-        self._run(calls, count=False)
+    async def close(self, call: EnvCall) -> None:
+        """Run a ``close`` call; a failure is logged (once per batch), not counted."""
+        await self._call(call, count=False)
 
     # -- internals ----------------------------------------------------------------------------------------------
 
-    def _run(self, calls: Sequence[EnvCall], *, count: bool) -> list[Any]:
-        if self._pool is None:
-            return [self._inline(call, count) for call in calls]
-        results: list[Any] = [None] * len(calls)
-        pending: dict[Future, tuple[int, _Timed]] = {}
-
-        def submit(index: int) -> None:
-            timed = _Timed(calls[index].fn)
-            pending[self._pool.submit(timed)] = (index, timed)
-
-        for index in range(len(calls)):
-            submit(index)
-        while pending:
-            deadlines = [t.started + self.timeout_s for _, t in pending.values() if t.started is not None]
-            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else self.timeout_s
-            done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
-            for future in done:
-                index, _ = pending.pop(future)
-                exc = future.exception()
-                results[index] = future.result() if exc is None else self._failure(calls[index], exc, count)
-            now = time.monotonic()
-            expired = [
-                f for f, (_, t) in pending.items() if t.started is not None and now - t.started >= self.timeout_s
-            ]
-            for future in expired:
-                index, _ = pending.pop(future)
-                results[index] = self._failure(calls[index], None, count)
-            if expired:
-                queued = [future for future in pending if future.cancel()]
-                self._pool.shutdown(wait=False)
-                self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="skyrl-env")
-                for future in queued:
-                    submit(pending.pop(future)[0])
-        return results
-
-    def _inline(self, call: EnvCall, count: bool) -> Any:
-        try:
-            return call.fn()
-        except Exception as exc:  # noqa: BLE001 - any env error fails only its trajectory
-            return self._failure(call, exc, count)
+    async def _call(self, call: EnvCall, *, count: bool) -> Any:
+        if self.max_workers == 0:
+            try:
+                return call.fn()
+            except Exception as exc:  # noqa: BLE001 - any env error fails only its trajectory
+                return self._failure(call, exc, count)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_workers)
+        async with self._slots:
+            result = _start_thread(call.fn)
+            try:
+                return await asyncio.wait_for(result, self.timeout_s)
+            except TimeoutError:
+                return self._failure(call, None, count)
+            except Exception as exc:  # noqa: BLE001 - any env error fails only its trajectory
+                return self._failure(call, exc, count)
 
     def _failure(self, call: EnvCall, exc: BaseException | None, count: bool) -> EnvFailure:
         """Record and return the failure of ``call``: ``exc`` raised, or (``None``) it timed out."""
@@ -166,6 +125,33 @@ class EnvRunner:
             exc_info = exc if isinstance(exc, Exception) else None
             logger.log(logging.ERROR if count else logging.WARNING, "%s (%s)", failure.message, note, exc_info=exc_info)
         return failure
+
+
+def _start_thread(fn: Callable[[], Any]) -> asyncio.Future[Any]:
+    """Run ``fn`` on a new daemon thread; its result (or exception) arrives in the returned future."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(value: Any, exc: BaseException | None) -> None:
+        if future.done():  # timed out (cancelled) meanwhile
+            return
+        if exc is None:
+            future.set_result(value)
+        else:
+            future.set_exception(exc)
+
+    def work() -> None:
+        try:
+            outcome: tuple[Any, BaseException | None] = (fn(), None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            outcome = (None, exc)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:  # the loop has closed: nobody waits for this result any more
+            pass
+
+    threading.Thread(target=work, name=f"skyrl-env-{next(_thread_numbers)}", daemon=True).start()
+    return future
 
 
 def check_init_output(output: Any, env_class: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -7,6 +7,8 @@ one entry per trajectory, in the order of :class:`GeneratorInput`. Per trajector
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -88,21 +90,36 @@ class GeneratorOutput:
 class Generator(ABC):
     """A rollout generator (registered with ``register_generators``, selected by ``generator.name``).
 
-    :param config: the whole run config (:class:`skyrl_core.config.schema.SkyRLConfig`).
+    :param config: the generator's own config section (``generator.<name>``), ``None`` when it registered none.
+    :param run_config: the whole run config (:class:`skyrl_core.config.schema.SkyRLConfig`).
     :param tokenizer: the policy's Hugging Face tokenizer (chat template included).
     :param engine_client: a :class:`skyrl_core.inference.client.EngineClient` over the inference engines.
     :param plugin_manager: the :class:`skyrl_core.plugins.PluginManager` whose registries hold the envs.
+
+    Subclasses implement :meth:`generate_async`; the driver, which is synchronous, calls :meth:`generate`.
     """
 
-    def __init__(self, *, config: Any, tokenizer: Any, engine_client: Any, plugin_manager: Any) -> None:
+    def __init__(self, *, config: Any = None, run_config: Any, tokenizer: Any, engine_client: Any,
+                 plugin_manager: Any) -> None:
         self.config = config
+        self.run_config = run_config
         self.tokenizer = tokenizer
         self.engine_client = engine_client
         self.plugin_manager = plugin_manager
 
     @abstractmethod
-    def generate(self, batch: GeneratorInput) -> GeneratorOutput:
+    async def generate_async(self, batch: GeneratorInput) -> GeneratorOutput:
         """Roll out every trajectory of ``batch``; the output is in input order."""
+
+    def generate(self, batch: GeneratorInput) -> GeneratorOutput:
+        """:meth:`generate_async` run to completion from synchronous code, on a fresh event loop (on a helper
+        thread when this thread already runs one, e.g. inside an async actor or a notebook)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.generate_async(batch))
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="skyrl-generate") as pool:
+            return pool.submit(asyncio.run, self.generate_async(batch)).result()
 
 
 def sampling_params_from_config(sampling: Any) -> SamplingParams:

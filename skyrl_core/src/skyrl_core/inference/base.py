@@ -11,11 +11,16 @@ Every request is its own ``await engine.generate(request)``: an engine batches c
 Memory (colocated with the trainer on one device): ``sleep(level)`` releases memory (level 1: the KV cache is
 dropped and the weights are moved off the device; level 2: both dropped, the next weight sync restores the
 weights) and ``wake_up(tags)`` restores what the tags name: ``"weights"`` (before a weight sync) and then
-``"kv_cache"`` (before generating); no tags means both. Generating on a sleeping engine is an error.
+``"kv_cache"`` (before generating); no tags means both. Generating on a sleeping engine raises
+:class:`EngineStateError`; :meth:`InferenceEngine.sleep_state` tells what is awake. Requests still running when
+``sleep`` is called end with ``stop_reason="abort"``.
 
 Weight sync (see :mod:`skyrl_core.weight_sync.base`): ``init_weight_receivers(info, first_rank)`` builds one
 receiver per worker process with ranks ``first_rank .. first_rank + num_receivers - 1`` and connects them;
 ``update_weights(request)`` applies one chunk described by the sender; ``reset_prefix_cache()`` follows every sync.
+Receivers are built as ``receiver_cls(config=info.extra.get("transport_config"), init_info=info, rank=...)``: the
+engine actor puts the ``generator.<transport>`` section there (see
+:func:`skyrl_core.inference.receivers.build_receiver`).
 
 Construction convention (every registered class except environments): ``engine_cls(config=<generator.<backend>
 section or None>, model_path=..., dtype=..., seed=..., tensor_parallel_size=..., **generator.engine_init_kwargs)``.
@@ -32,6 +37,8 @@ import attrs
 from skyrl_core.weight_sync.base import WeightSyncInitInfo, WeightUpdateRequest
 
 StopReason = Literal["stop", "length", "abort"]
+#: Where an engine's weights are: on its device, offloaded (level-1 sleep), or dropped (level-2 sleep).
+WeightsState = Literal["device", "offloaded", "dropped"]
 #: What ``wake_up`` can restore.
 WAKE_TAGS = ("weights", "kv_cache")
 
@@ -77,6 +84,24 @@ class GenerationResult:
     stop_reason: StopReason
 
 
+class EngineStateError(RuntimeError):
+    """The engine cannot serve this call in its current state (asleep, weights not synced yet, shut down)."""
+
+
+@attrs.frozen(kw_only=True)
+class SleepState:
+    """What :meth:`InferenceEngine.sleep` released: ``weights`` is where the weights are; ``kv_cache`` is True
+    when generation memory is available (the engine generates only when ``weights == "device"`` and
+    ``kv_cache``)."""
+
+    weights: WeightsState = "device"
+    kv_cache: bool = True
+
+    @property
+    def awake(self) -> bool:
+        return self.weights == "device" and self.kv_cache
+
+
 class InferenceEngine(ABC):
     """A model that samples completions and whose weights can be replaced in place (see the module doc)."""
 
@@ -99,6 +124,10 @@ class InferenceEngine(ABC):
     @abstractmethod
     async def wake_up(self, tags: Sequence[str] | None = None) -> None:
         """Restore what ``tags`` (a subset of :data:`WAKE_TAGS`; ``None`` = all) name."""
+
+    @abstractmethod
+    async def sleep_state(self) -> SleepState:
+        """What is awake now (see :class:`SleepState`)."""
 
     @abstractmethod
     async def reset_prefix_cache(self) -> None:

@@ -1,18 +1,19 @@
-"""``EngineClient``: one ``generate`` call over several inference engines.
+"""``EngineClient``: one ``await client.generate(request)`` over several inference engines.
 
 Routing. A request with a ``session_id`` goes to engine ``zlib.crc32(session_id) % num_engines``: the same session
 reaches the same engine in every call and in every process (Python's ``hash()`` of a string is salted per process,
-so it is not used), which keeps a multi-turn conversation's prefix in that engine's cache. Requests without a
-session id are split into contiguous, equal-sized (within one) chunks, one per engine. Each engine gets one call
-with all of its requests, so it can batch them; results come back in request order.
+so it is not used), which keeps a multi-turn conversation's prefix on that engine. Any other request goes to the
+engine with the fewest requests in flight from this client (ties: the one that got the fewest so far).
 
-Engines are either Ray actor handles (``remote=True``: every engine's call is started with ``.remote`` before any
-result is awaited, so the engines work in parallel) or plain in-process :class:`InferenceEngine` objects
-(``remote=False``: called one after the other, for tests and single-process use).
+Engines are Ray actor handles (every method is called with ``.remote(...)`` and the ObjectRef awaited) or
+in-process :class:`~skyrl_core.inference.base.InferenceEngine` objects (their coroutine awaited); each engine is
+recognised on its own. The control calls (``sleep``, ``wake_up``, ``reset_prefix_cache``, ``abort``) go to every
+engine at once and return when all are done; from synchronous code, ``asyncio.run(client.sleep(2))``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -21,13 +22,15 @@ from skyrl_core.inference.base import GenerationRequest, GenerationResult
 
 
 class EngineClient:
-    """Spreads requests over ``engines`` (Ray actor handles when ``remote``, else engine objects)."""
+    """Routes requests over ``engines`` (Ray actor handles or engine objects)."""
 
-    def __init__(self, engines: Sequence[Any], *, remote: bool) -> None:
+    def __init__(self, engines: Sequence[Any]) -> None:
         if not engines:
             raise ValueError("EngineClient needs at least one inference engine")
         self.engines = list(engines)
-        self.remote = remote
+        #: Requests sent to each engine and not answered yet.
+        self.in_flight = [0] * len(self.engines)
+        self._sent = [0] * len(self.engines)
 
     @property
     def num_engines(self) -> int:
@@ -37,56 +40,40 @@ class EngineClient:
         """The index of the engine that serves ``session_id``."""
         return zlib.crc32(session_id.encode("utf-8")) % len(self.engines)
 
-    def route(self, requests: Sequence[GenerationRequest]) -> list[list[int]]:
-        """Per engine, the indices (into ``requests``) of the requests it serves, in request order."""
-        routes: list[list[int]] = [[] for _ in self.engines]
-        loose = []
-        for i, request in enumerate(requests):
-            if request.session_id is None:
-                loose.append(i)
-            else:
-                routes[self.engine_of_session(request.session_id)].append(i)
-        per_engine, extra = divmod(len(loose), len(self.engines))
-        start = 0
-        for engine, route in enumerate(routes):
-            end = start + per_engine + (engine < extra)
-            route.extend(loose[start:end])
-            route.sort()
-            start = end
-        return routes
+    def route(self, request: GenerationRequest) -> int:
+        """The index of the engine ``request`` goes to now (see the module doc)."""
+        if request.session_id is not None:
+            return self.engine_of_session(request.session_id)
+        return min(range(len(self.engines)), key=lambda i: (self.in_flight[i], self._sent[i], i))
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        """One completion per request, in request order."""
-        routes = [(engine, route) for engine, route in enumerate(self.route(requests)) if route]
-        chunks = [[requests[i] for i in route] for _, route in routes]
-        if self.remote:
-            import ray
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """One completion for ``request`` from the engine :meth:`route` picks."""
+        index = self.route(request)
+        self.in_flight[index] += 1
+        self._sent[index] += 1
+        try:
+            return await _call(self.engines[index], "generate", request)
+        finally:
+            self.in_flight[index] -= 1
 
-            pending = [self.engines[engine].generate.remote(chunk) for (engine, _), chunk in zip(routes, chunks)]
-            outputs = ray.get(pending)
-        else:
-            outputs = [self.engines[engine].generate(chunk) for (engine, _), chunk in zip(routes, chunks)]
-        results: list[GenerationResult | None] = [None] * len(requests)
-        for (engine, route), output in zip(routes, outputs):
-            if len(output) != len(route):
-                raise RuntimeError(
-                    f"inference engine {engine} returned {len(output)} results for {len(route)} requests"
-                )
-            for i, result in zip(route, output):
-                results[i] = result
-        return results  # type: ignore[return-value]  # every index belongs to exactly one route
+    async def sleep(self, level: int = 1) -> None:
+        await self._call_all("sleep", level)
 
-    def sleep(self) -> None:
-        """Put every engine to sleep (release generation memory while the trainer uses the devices)."""
-        self._call_all("sleep")
+    async def wake_up(self, tags: Sequence[str] | None = None) -> None:
+        await self._call_all("wake_up", None if tags is None else list(tags))
 
-    def wake_up(self) -> None:
-        """Wake every engine up."""
-        self._call_all("wake_up")
+    async def reset_prefix_cache(self) -> None:
+        await self._call_all("reset_prefix_cache")
 
-    def _call_all(self, method: str) -> list[Any]:
-        if self.remote:
-            import ray
+    async def abort(self, request_ids: Sequence[str] | None = None) -> None:
+        await self._call_all("abort", None if request_ids is None else list(request_ids))
 
-            return ray.get([getattr(engine, method).remote() for engine in self.engines])
-        return [getattr(engine, method)() for engine in self.engines]
+    async def _call_all(self, method: str, *args: Any) -> list[Any]:
+        return list(await asyncio.gather(*(_call(engine, method, *args) for engine in self.engines)))
+
+
+async def _call(engine: Any, method: str, *args: Any) -> Any:
+    """``engine.method(*args)`` awaited: through ``.remote`` for a Ray actor handle, else the coroutine."""
+    bound = getattr(engine, method)
+    remote = getattr(bound, "remote", None)
+    return await (remote(*args) if remote is not None else bound(*args))
