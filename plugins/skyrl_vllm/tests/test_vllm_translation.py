@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-from fakes import delta_output, logprob
 from types import SimpleNamespace
 
-from skyrl_core.errors import UserError
-from skyrl_core.inference.base import SamplingParams, SleepState
+import pytest
+from fakes import delta_output, logprob
 from skyrl_vllm import memory
 from skyrl_vllm.args import (
     KNOB_DEFAULTS,
@@ -18,6 +16,9 @@ from skyrl_vllm.args import (
     split_knobs,
 )
 from skyrl_vllm.outputs import Completion, prompt_logprobs_of, stop_reason_of
+
+from skyrl_core.errors import UserError
+from skyrl_core.inference.base import SamplingParams, SleepState
 
 
 def make_args(**over):

@@ -32,8 +32,7 @@ from skyrl_core.inference.base import (
     SleepState,
 )
 from skyrl_core.weight_sync.base import WeightSyncInitInfo, WeightUpdateRequest
-
-from skyrl_vllm import memory, runtime
+from skyrl_vllm import memory, preflight, runtime
 from skyrl_vllm.args import engine_args, probe_kwargs, sampling_kwargs, split_knobs
 from skyrl_vllm.config import VLLMConfig
 from skyrl_vllm.outputs import Completion, prompt_logprobs_of
@@ -67,6 +66,9 @@ def load_vllm() -> VllmApi:
 
 class VLLMEngine(InferenceEngine):
     """One vLLM engine on ``tensor_parallel_size`` GPUs (see the module doc)."""
+
+    #: Driver-side check of a whole run config before any actor starts (:mod:`skyrl_vllm.preflight`).
+    check_run = staticmethod(preflight.check)
 
     def __init__(
         self,

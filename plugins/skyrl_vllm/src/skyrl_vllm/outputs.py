@@ -2,7 +2,8 @@
 
 ``vllm.RequestOutput`` has ``outputs`` (a list of ``CompletionOutput``), ``prompt_logprobs`` and ``finished``.
 ``CompletionOutput`` has ``token_ids``, ``logprobs`` (one ``{token_id: Logprob}`` dict per token, ``Logprob.logprob``
-a float; with ``SamplingParams.logprobs=0`` the dict holds just the sampled token), ``finish_reason`` (``"stop"``, ``"length"``, ``"abort"``, or ``None`` while running) and
+a float; with ``SamplingParams.logprobs=0`` the dict holds just the sampled token), ``finish_reason``
+(``"stop"``, ``"length"``, ``"abort"``, or ``None`` while running) and
 ``stop_reason`` (the stop token id or string that ended it). The engine asks for ``RequestOutputKind.DELTA``, so each
 output carries only the tokens produced since the previous one: :class:`Completion` appends them, which keeps the
 tokens of an aborted request.

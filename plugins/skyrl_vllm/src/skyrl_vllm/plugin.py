@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from skyrl_core import hookimpl
 from skyrl_core.hookspecs import Register
-
 from skyrl_vllm.config import VLLMConfig
 
 

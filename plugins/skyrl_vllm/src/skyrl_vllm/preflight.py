@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from skyrl_core.errors import UserError
-
 from skyrl_vllm import runtime
 from skyrl_vllm.args import logprob_contract_problems
 

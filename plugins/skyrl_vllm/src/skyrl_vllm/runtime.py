@@ -6,7 +6,6 @@ import importlib.util
 from collections.abc import Callable
 
 from skyrl_core.errors import UserError
-
 from skyrl_vllm import VLLM_VERSION
 
 INSTALL = f'pip install "skyrl-vllm[engine]" (vllm=={VLLM_VERSION}, with its CUDA torch)'
@@ -18,7 +17,8 @@ def _cuda_devices() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def missing(*, has_vllm: Callable[[], bool] | None = None, cuda_devices: Callable[[], int] = _cuda_devices) -> list[str]:
+def missing(*, has_vllm: Callable[[], bool] | None = None,
+            cuda_devices: Callable[[], int] = _cuda_devices) -> list[str]:
     """What is missing for ``generator.backend=vllm`` here, one line each (empty: nothing)."""
     has_vllm = has_vllm or (lambda: importlib.util.find_spec("vllm") is not None)
     problems = []
