@@ -1,0 +1,67 @@
+"""``skyrl-deepspeed`` as an installed plugin: discovery, a light plugin module, its config section and the
+DeepSpeed config built from it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from skyrl_deepspeed.config import DeepSpeedConfig, engine_config, zero_stage
+
+from skyrl_core.config.loader import structure_config
+from skyrl_core.config.overrides import parse_override, set_dotted
+from skyrl_core.errors import UserError
+from skyrl_core.plugins import PluginManager
+
+
+def test_entry_point_registers_deepspeed():
+    entry = PluginManager().registry("strategies").entry("deepspeed")
+    assert entry.target == "skyrl_deepspeed.strategy:DeepSpeedStrategy"
+    assert entry.config_cls is DeepSpeedConfig
+    assert entry.plugin.distribution == "skyrl-deepspeed"
+
+
+def test_plugin_import_is_light():
+    code = ("import sys, skyrl_deepspeed.plugin\n"
+            "heavy = [m for m in ('torch', 'deepspeed', 'transformers', 'ray') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_deepspeed_keys_pass_through_dotted_overrides():
+    tree: dict = {}
+    for arg in ("trainer.strategy=deepspeed", "trainer.deepspeed.deepspeed_config.zero_optimization.stage=1",
+                "trainer.deepspeed.deepspeed_config.zero_optimization.reduce_bucket_size=1000"):
+        set_dotted(tree, *parse_override(arg))
+    section = structure_config(tree, PluginManager()).trainer.sections["deepspeed"]
+    assert section.deepspeed_config == {"zero_optimization": {"stage": 1, "reduce_bucket_size": 1000}}
+    assert zero_stage(section) == 1
+
+
+def test_engine_config_adds_the_keys_skyrl_owns():
+    section = DeepSpeedConfig(deepspeed_config={"zero_optimization": {"offload_optimizer": {"device": "cpu"}}})
+    config = engine_config(section, bf16=True, max_grad_norm=-1.0)
+    assert config["zero_optimization"] == {"offload_optimizer": {"device": "cpu"}, "stage": 3}
+    assert config["zero_force_ds_cpu_optimizer"] is False  # torch AdamW steps the offloaded partition
+    assert config["gradient_clipping"] == 0.0 and config["bf16"] == {"enabled": True}
+    assert config["train_micro_batch_size_per_gpu"] == 1 and config["gradient_accumulation_steps"] == 1
+    assert "offload_optimizer" in section.deepspeed_config["zero_optimization"]  # the section is not changed
+    assert "stage" not in section.deepspeed_config["zero_optimization"]
+
+
+@pytest.mark.parametrize(("key", "message"), [
+    ("optimizer", "set by skyrl from trainer.<role>.optimizer_config"),
+    ("gradient_clipping", "max_grad_norm"),
+    ("fp16", "not supported yet"),
+])
+def test_owned_and_unsupported_keys_are_refused(key, message):
+    with pytest.raises(UserError, match=message):
+        engine_config(DeepSpeedConfig(deepspeed_config={key: {}}), bf16=False, max_grad_norm=1.0)
+
+
+@pytest.mark.parametrize("stage", [0, 4, "3"])
+def test_unknown_stage_is_refused(stage):
+    with pytest.raises(UserError, match="zero_optimization.stage"):
+        zero_stage(DeepSpeedConfig(deepspeed_config={"zero_optimization": {"stage": stage}}))
