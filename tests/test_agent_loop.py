@@ -13,8 +13,8 @@ from transformers import AutoTokenizer
 
 from skyrl_core import BaseTextEnv, BaseTextEnvStepOutput, hookimpl
 from skyrl_core.config.schema import SkyRLConfig
-from skyrl_core.generator import AgentLoopGenerator, GeneratorInput, GeneratorOutput
 from skyrl_core.errors import UserError
+from skyrl_core.generator import AgentLoopGenerator, GeneratorInput, GeneratorOutput
 from skyrl_core.inference.base import GenerationRequest, GenerationResult, SamplingParams
 from skyrl_core.inference.client import EngineClient
 

@@ -55,7 +55,7 @@ def _generate_with(rewards_of: dict[int, list[float]]):
     """Each prompt row's group gets the listed rewards (one per sample)."""
     seen: dict[int, int] = {}
 
-    def generate(rows: list[Row]) -> GeneratorOutput:
+    def generate(rows: list[Row], round_: int = 0) -> GeneratorOutput:
         rewards = []
         for row in rows:
             k = seen.get(row.index, 0)

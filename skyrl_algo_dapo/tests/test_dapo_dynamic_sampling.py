@@ -77,7 +77,7 @@ def _rounds_generator(rounds: list[list[list[float]]]):
     """``generate(rows)`` whose k-th call gives the rows' groups the rewards ``rounds[k]`` (one list per prompt)."""
     calls = iter(rounds)
 
-    def generate(rows):
+    def generate(rows, round_=0):
         groups = next(calls)
         n = len(rows) // len(groups)
         return make_output([groups[i // n][i % n] for i in range(len(rows))])

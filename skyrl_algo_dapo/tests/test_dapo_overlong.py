@@ -110,8 +110,6 @@ def test_filtered_responses_contribute_no_gradient(plugin_manager):
         assert grad[row].abs().sum() > 0
 
 
-@pytest.mark.xfail(reason="skyrl-core's grpo sums rewards under the loss mask, so a filtered response counts as "
-                          "reward 0 in its group's baseline; DAPO (and SkyRL, verl) mask only its loss")
 def test_filtered_responses_keep_their_reward_in_the_group_baseline(plugin_manager):
     advantages, _ = _filtered_advantages(plugin_manager)
     # group 0 rewards (1, 0, 1): mean 2/3, unbiased std 1/sqrt(3); row 1 scores 0

@@ -70,7 +70,7 @@ from skyrl_core.generator.trajectory import (
     env_metrics,
     env_step,
 )
-from skyrl_core.generator.types import Generator, GeneratorInput, GeneratorOutput
+from skyrl_core.generator.types import Generator, GeneratorInput, GeneratorOutput, request_seed
 from skyrl_core.inference.base import GenerationRequest, GenerationResult
 
 
@@ -197,6 +197,7 @@ class AgentLoopGenerator(Generator):
         request = GenerationRequest(
             prompt_token_ids=t.prompt_ids + t.response_ids, sampling=run.input.sampling,
             session_id=f"{run.uid}-{t.index}", request_id=f"{run.uid}-{t.index}-{t.turns}",
+            seed=None if run.input.seed is None else request_seed(run.input.seed, t.index, t.turns),
         )
         result = await self.engine_client.generate(request)
         if len(result.logprobs) != len(result.token_ids):

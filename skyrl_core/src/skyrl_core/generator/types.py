@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -30,6 +31,8 @@ class GeneratorInput:
     :param sampling: sampling of every turn; ``sampling.max_tokens`` is the per-turn limit
         (``max_generate_length``).
     :param phase: ``"train"`` or ``"eval"``.
+    :param seed: when set, the base of every request's sampling seed (see :func:`request_seed`), so the batch's
+        samples do not depend on engine scheduling; ``None`` leaves seeding to the engines.
     """
 
     prompts: list[list[dict[str, Any]]]
@@ -38,6 +41,7 @@ class GeneratorInput:
     group_ids: list[Any]
     sampling: SamplingParams
     phase: str = attrs.field(default="train", validator=attrs.validators.in_(PHASES))
+    seed: int | None = None
 
     def __attrs_post_init__(self) -> None:
         sizes = {len(self.prompts), len(self.env_classes), len(self.env_extras), len(self.group_ids)}
@@ -120,6 +124,13 @@ class Generator(ABC):
             return asyncio.run(self.generate_async(batch))
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="skyrl-generate") as pool:
             return pool.submit(asyncio.run, self.generate_async(batch)).result()
+
+
+def request_seed(base: int, trajectory: int, turn: int) -> int:
+    """A 62-bit seed for turn ``turn`` of trajectory ``trajectory`` of a batch seeded ``base`` (BLAKE2b of the three
+    numbers: stable across processes and machines)."""
+    digest = hashlib.blake2b(f"{base}/{trajectory}/{turn}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 2
 
 
 def sampling_params_from_config(sampling: Any) -> SamplingParams:

@@ -62,13 +62,17 @@ class GenerationRequest:
     """One prompt, as token ids.
 
     ``session_id`` keeps the turns of one multi-turn trajectory on one engine (its prefix cache);
-    ``request_id`` names the request for :meth:`InferenceEngine.abort`.
+    ``request_id`` names the request for :meth:`InferenceEngine.abort`; ``seed``, when set, seeds this request's
+    sampling alone, so its draws do not depend on which engine serves it or on the order requests arrive in
+    (the trainer derives it from ``trainer.seed``, the step and the trajectory, which makes runs and resumed runs
+    reproducible).
     """
 
     prompt_token_ids: list[int]
     sampling: SamplingParams = attrs.field(factory=SamplingParams)
     session_id: str | None = None
     request_id: str | None = None
+    seed: int | None = None
 
 
 @attrs.define(kw_only=True)

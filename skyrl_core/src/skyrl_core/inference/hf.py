@@ -14,8 +14,9 @@ GRPO group share one prefill even when they arrive as separate requests. Only wh
 prompt that extends a cached one is prefilled in full). ``reset_prefix_cache()``, every weight update and
 ``sleep`` empty it.
 
-Randomness and determinism. Each request gets its own ``torch.Generator``, seeded from a generator seeded once
-with ``seed`` at construction and advanced once per request in arrival order. So a row's draws depend only on its
+Randomness and determinism. Each request gets its own ``torch.Generator``, seeded with the request's ``seed`` when
+it has one, else from a generator seeded once with ``seed`` at construction and advanced once per request in
+arrival order. So a row's draws depend only on its
 logits and on its place in the arrival order, not on which rows it shared a batch with. Guaranteed: greedy
 requests give the argmax at every step whatever else is in the batch (rows are independent; padding is masked
 exactly), and two engines with the same seed given the same requests in the same order and batch composition
@@ -59,6 +60,7 @@ from skyrl_core.inference.hf_sampling import RowSampling
 from skyrl_core.inference.hf_weights import ModelWeights
 from skyrl_core.inference.receivers import build_receiver
 from skyrl_core.weight_sync.base import WeightReceiver, WeightSyncInitInfo, WeightUpdateRequest
+
 
 class HFEngine(InferenceEngine):
     """A Hugging Face ``AutoModelForCausalLM`` in eval mode, generating with continuous batching.
@@ -104,7 +106,7 @@ class HFEngine(InferenceEngine):
         sampling = request.sampling
         if sampling.max_tokens <= 0:
             return GenerationResult(token_ids=[], logprobs=[], stop_reason="length")
-        seed = int(torch.randint(2**62, (1,), generator=self._seeds))
+        seed = request.seed if request.seed is not None else int(torch.randint(2**62, (1,), generator=self._seeds))
         generator = torch.Generator(self.device).manual_seed(seed) if sampling.temperature > 0 else None
         row = Row(
             request_id=request.request_id,

@@ -36,7 +36,7 @@ class RunActors:
                                    placement=placement, num_threads=max(1, cpu_count // critic_world))
                        if needs_critic else None)
         self.engines = make_engines(config, config_dict, placement, num_threads=max(1, cpu_count // num_engines))
-        self.engine_client = EngineClient(self.engines, remote=True)
+        self.engine_client = EngineClient(self.engines)
 
     @property
     def train_groups(self) -> list[WorkerGroup]:

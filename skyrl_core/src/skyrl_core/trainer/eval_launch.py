@@ -55,7 +55,7 @@ def launch_eval(config: Any, *, checkpoint: str | None, model: str | None,
         generator_cls = pm.registry("generators")[config.generator.name]
         generator = generator_cls(config=component_section(config.generator, config.generator.name, "generators", pm),
                                   run_config=config, tokenizer=tokenizer,
-                                  engine_client=EngineClient(engines, remote=True), plugin_manager=pm)
+                                  engine_client=EngineClient(engines), plugin_manager=pm)
         metrics, first = evaluate(config, val_rows, lambda *a: generate_rows(generator, *a))
     finally:
         import ray

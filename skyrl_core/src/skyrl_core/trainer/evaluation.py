@@ -15,20 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from skyrl_core.generator import GeneratorInput, GeneratorOutput, sampling_params_from_config
+from skyrl_core.generator.types import request_seed
 from skyrl_core.trainer.metrics import pass_at_n, rollout_metrics, sample_records
 from skyrl_core.trainer.progress import generation_progress
 
-#: ``generate(rows, sampling_config, phase, label) -> GeneratorOutput``
-GenerateFn = Callable[[list[Any], Any, str, str], GeneratorOutput]
+#: ``generate(rows, sampling_config, phase, label, seed) -> GeneratorOutput``
+GenerateFn = Callable[[list[Any], Any, str, str, int], GeneratorOutput]
 
 
-def generate_rows(generator: Any, rows: list[Any], sampling: Any, phase: str, label: str) -> GeneratorOutput:
-    """One trajectory per row (prompt rows already repeated), with a progress bar; engines must be awake."""
+def generate_rows(generator: Any, rows: list[Any], sampling: Any, phase: str, label: str,
+                  seed: int | None = None) -> GeneratorOutput:
+    """One trajectory per row (prompt rows already repeated), with a progress bar; engines must be awake.
+    ``seed`` makes the samples independent of engine scheduling (see :class:`GeneratorInput`)."""
     with generation_progress(generator, f"{label}: generating"):
         return generator.generate(GeneratorInput(
             prompts=[r.prompt for r in rows], env_classes=[r.env_class for r in rows],
             env_extras=[r.extras for r in rows], group_ids=[r.index for r in rows],
-            sampling=sampling_params_from_config(sampling), phase=phase,
+            sampling=sampling_params_from_config(sampling), phase=phase, seed=seed,
         ))
 
 
@@ -45,7 +48,8 @@ def evaluate(config: Any, val_rows: list[Any], generate: GenerateFn) -> tuple[di
     groups: list[Any] = []
     for start in range(0, len(val_rows), size):
         rows = [row for row in val_rows[start : start + size] for _ in range(k)]
-        output = generate(rows, generator.eval_sampling_params, "eval", "eval")
+        seed = request_seed(config.trainer.seed, -1, start)  # the same eval samples at every eval
+        output = generate(rows, generator.eval_sampling_params, "eval", "eval", seed)
         first = first or output
         group = [r.index for r in rows]
         for key, value in rollout_metrics(output, group, prefix="eval/").items():

@@ -20,6 +20,7 @@ from skyrl_core.algorithms.reduction import masked_mean, masked_whiten
 from skyrl_core.algorithms.value_loss import explained_variance
 from skyrl_core.config.loader import component_section
 from skyrl_core.generator import GeneratorOutput
+from skyrl_core.generator.types import request_seed
 from skyrl_core.trainer.batch import RolloutBatch, concat_outputs
 from skyrl_core.trainer.checkpoint import CheckpointWriter, ResumePoint, driver_rng_state, set_driver_rng_state
 from skyrl_core.trainer.evaluation import evaluate, generate_rows, write_eval_samples
@@ -141,7 +142,8 @@ class Trainer:
         label = f"step {self.global_step}"
         sampled = sample_batch(
             prompts=prompts, more_prompts=self._prompt_stream, hooks=self.batch_hooks, refill=self.refill_batches,
-            generate=lambda rows: self._generate(rows, config.generator.sampling_params, "train", label),
+            generate=lambda rows, round_: self._generate(rows, config.generator.sampling_params, "train", label,
+                                                         request_seed(config.trainer.seed, self.global_step, round_)),
             config=config, pad_token_id=self.tokenizer.pad_token_id,
         )
         batch = sampled.batch
@@ -171,9 +173,10 @@ class Trainer:
 
     # -- phases -------------------------------------------------------------------------------------------------
 
-    def _generate(self, rows: list[Any], sampling: Any, phase: str, label: str) -> GeneratorOutput:
+    def _generate(self, rows: list[Any], sampling: Any, phase: str, label: str, seed: int | None = None
+                  ) -> GeneratorOutput:
         self.handoff.to_generate()
-        return generate_rows(self.generator, rows, sampling, phase, label)
+        return generate_rows(self.generator, rows, sampling, phase, label, seed)
 
     def _prepare(self, batch: RolloutBatch) -> dict[str, float]:
         """Ref and old log-probs, advantages; returns the rollout-vs-trainer log-prob metric."""

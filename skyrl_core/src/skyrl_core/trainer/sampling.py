@@ -34,10 +34,11 @@ class SampledBatch:
     metrics: dict[str, float]
 
 
-def sample_batch(*, prompts: list[Any], more_prompts: Iterator[list[Any]], generate: Callable[[list[Any]], Any],
+def sample_batch(*, prompts: list[Any], more_prompts: Iterator[list[Any]], generate: Callable[[list[Any], int], Any],
                  hooks: tuple[Callable[..., Any], ...], refill: bool, config: Any, pad_token_id: int) -> SampledBatch:
     """Generate for ``prompts`` (each repeated ``n_samples_per_prompt`` times) and apply ``hooks``; with
-    ``refill``, keep drawing from ``more_prompts`` until the batch holds ``train_batch_size`` groups."""
+    ``refill``, keep drawing from ``more_prompts`` until the batch holds ``train_batch_size`` groups.
+    ``generate(rows, round)`` is called once per round (rounds count from 0)."""
     n = config.generator.n_samples_per_prompt
     target = config.trainer.train_batch_size
     max_rounds = config.trainer.algorithm.dynamic_sampling.max_sample_batches
@@ -48,7 +49,7 @@ def sample_batch(*, prompts: list[Any], more_prompts: Iterator[list[Any]], gener
     while True:
         rounds += 1
         rows = [row for row in prompts for _ in range(n)]
-        output = generate(rows)
+        output = generate(rows, rounds - 1)
         groups = [r.index for r in rows]
         outputs.append((output, groups))
         batch = build_batch(output, groups, pad_token_id)

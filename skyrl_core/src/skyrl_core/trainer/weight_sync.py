@@ -13,6 +13,7 @@ from typing import Any
 
 from skyrl_core.config.loader import component_section
 from skyrl_core.weight_sync.base import WeightSyncInitInfo
+from skyrl_core.workers.engine_actor import engine_dtype
 
 #: The probe sequence: small ids, valid in any vocabulary.
 PROBE_TOKENS = [1, 5, 2, 9, 3, 7, 4, 8, 6, 10, 11, 13, 12, 15, 14, 16]
@@ -20,11 +21,6 @@ PROBE_TOKENS = [1, 5, 2, 9, 3, 7, 4, 8, 6, 10, 11, 13, 12, 15, 14, 16]
 
 class WeightSyncError(RuntimeError):
     """An engine's weights disagree with the policy's after a sync."""
-
-
-def engine_dtype(config: Any) -> str:
-    """The dtype the engines hold their weights in (and so the dtype the weights travel in)."""
-    return config.generator.model_dtype if config.trainer.bf16 else "float32"
 
 
 class WeightSyncDriver:
