@@ -48,7 +48,8 @@ def test_resumed_run_continues_exactly(ray_local, plugin_manager, tiny_model_pat
     rows_b = [r for r in read_metrics(split)]
     assert [r["step"] for r in rows_b] == [1, 2, 3, 4]  # appended, nothing duplicated or lost
     for row in rows_b[2:]:
-        assert _comparable(row) == rows_a[row["step"]]
+        # equal up to the last bits of the engine's log-probs, which depend on how requests shared a decode batch
+        assert _comparable(row) == pytest.approx(rows_a[row["step"]], rel=1e-6, abs=1e-8)
 
 
 def test_resume_with_another_worker_count_and_without_the_optimizer(ray_local, plugin_manager, tiny_model_path,

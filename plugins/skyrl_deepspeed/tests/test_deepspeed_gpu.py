@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 from harness_path import load_conformance_harness
+
 from skyrl_deepspeed.config import DeepSpeedConfig
 
 conformance = load_conformance_harness()

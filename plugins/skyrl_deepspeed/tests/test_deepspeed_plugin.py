@@ -7,13 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from skyrl_deepspeed.config import DeepSpeedConfig, engine_config, zero_stage
 
 from skyrl_core.config.loader import structure_config
 from skyrl_core.config.overrides import parse_override, set_dotted
 from skyrl_core.config.sections import sections_of
 from skyrl_core.errors import UserError
 from skyrl_core.plugins import PluginManager
+from skyrl_deepspeed.config import DeepSpeedConfig, engine_config, zero_stage
 
 
 def test_entry_point_registers_deepspeed():

@@ -7,6 +7,7 @@ import math
 
 import pytest
 from harness_path import load_conformance_harness
+
 from skyrl_deepspeed.config import DeepSpeedConfig
 
 conformance = load_conformance_harness()

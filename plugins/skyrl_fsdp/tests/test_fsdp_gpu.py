@@ -8,6 +8,7 @@ import math
 import pytest
 import strategy_conformance as conformance
 import torch
+
 from skyrl_fsdp.config import FSDPConfig
 
 pytestmark = pytest.mark.gpu

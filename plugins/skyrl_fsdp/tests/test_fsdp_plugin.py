@@ -7,7 +7,6 @@ import sys
 
 import pytest
 import torch
-from skyrl_fsdp.config import FSDPConfig
 
 from skyrl_core.config.loader import structure_config
 from skyrl_core.config.overrides import parse_override, set_dotted
@@ -15,6 +14,7 @@ from skyrl_core.config.sections import sections_of
 from skyrl_core.config.validation import validate_config
 from skyrl_core.errors import ConfigError, UserError
 from skyrl_core.plugins import PluginManager
+from skyrl_fsdp.config import FSDPConfig
 
 
 def _config(*overrides: str):

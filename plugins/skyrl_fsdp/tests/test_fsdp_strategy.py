@@ -6,6 +6,7 @@ import math
 
 import pytest
 import strategy_conformance as conformance
+
 from skyrl_fsdp.config import FSDPConfig
 
 #: One 2-D mesh (hybrid: each rank a full shard group of one, replicated twice) and the default 1-D mesh.

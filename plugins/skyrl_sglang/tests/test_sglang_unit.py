@@ -9,17 +9,17 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from skyrl_sglang import engine as engine_module
-from skyrl_sglang import preflight, runtime
-from skyrl_sglang.args import KNOB_DEFAULTS, resume_tags, sampling_dict, server_args, split_knobs
-from skyrl_sglang.engine import SglangApi, SGLangEngine
-from skyrl_sglang.outputs import input_logprobs_of, result_of
 
 from skyrl_core.config.schema import SkyRLConfig
 from skyrl_core.errors import UserError
 from skyrl_core.inference.base import EngineStateError, GenerationRequest, SamplingParams
 from skyrl_core.testing.engine_conformance import INLINE, InlineTransport, _InlinePlugin
 from skyrl_core.weight_sync.base import WeightSyncInitInfo, buckets_of
+from skyrl_sglang import engine as engine_module
+from skyrl_sglang import preflight, runtime
+from skyrl_sglang.args import KNOB_DEFAULTS, resume_tags, sampling_dict, server_args, split_knobs
+from skyrl_sglang.engine import SglangApi, SGLangEngine
+from skyrl_sglang.outputs import input_logprobs_of, result_of
 
 
 def output(tokens, logprobs, finish="length"):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from skyrl_core.errors import UserError
+from skyrl_core.testing.engine_conformance import INLINE, InlineTransport, _InlinePlugin
+from skyrl_core.weight_sync.base import WeightChunk, WeightSyncInitInfo, WeightUpdateRequest, buckets_of
 from skyrl_vllm.cuda_ipc import (
     CudaIpcPayload,
     CudaIpcSender,
@@ -15,10 +19,6 @@ from skyrl_vllm.cuda_ipc import (
     with_device_index,
 )
 from skyrl_vllm.worker_ext import SkyrlWorkerExtension, encode
-
-from skyrl_core.errors import UserError
-from skyrl_core.testing.engine_conformance import INLINE, InlineTransport, _InlinePlugin
-from skyrl_core.weight_sync.base import WeightChunk, WeightSyncInitInfo, WeightUpdateRequest, buckets_of
 
 
 def test_flat_ranges():

@@ -7,15 +7,15 @@ import asyncio
 
 import pytest
 from fakes import FakeAsyncLLM, FakeSamplingParams
-from skyrl_vllm import engine as engine_module
-from skyrl_vllm import preflight, runtime
-from skyrl_vllm.engine import VllmApi, VLLMEngine
-from skyrl_vllm.worker_ext import decode
 
 from skyrl_core.config.schema import SkyRLConfig
 from skyrl_core.errors import UserError
 from skyrl_core.inference.base import EngineStateError, GenerationRequest, SamplingParams
 from skyrl_core.weight_sync.base import WeightSyncInitInfo, WeightUpdateRequest
+from skyrl_vllm import engine as engine_module
+from skyrl_vllm import preflight, runtime
+from skyrl_vllm.engine import VllmApi, VLLMEngine
+from skyrl_vllm.worker_ext import decode
 
 
 @pytest.fixture

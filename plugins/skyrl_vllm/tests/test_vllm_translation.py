@@ -6,6 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 from fakes import delta_output, logprob
+
+from skyrl_core.errors import UserError
+from skyrl_core.inference.base import SamplingParams, SleepState
 from skyrl_vllm import memory
 from skyrl_vllm.args import (
     KNOB_DEFAULTS,
@@ -16,9 +19,6 @@ from skyrl_vllm.args import (
     split_knobs,
 )
 from skyrl_vllm.outputs import Completion, prompt_logprobs_of, stop_reason_of
-
-from skyrl_core.errors import UserError
-from skyrl_core.inference.base import SamplingParams, SleepState
 
 
 def make_args(**over):

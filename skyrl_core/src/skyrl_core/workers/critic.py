@@ -49,9 +49,7 @@ class CriticMixin:
                 for key, value in self._critic_mini_batch(batch, mini).items():
                     totals[key] = totals.get(key, 0.0) + value
                 steps += 1
-        metrics = {k: v / max(1, steps) for k, v in totals.items()}
-        metrics["critic/lr"] = self.strategy.current_lr()
-        return metrics
+        return {k: v / max(1, steps) for k, v in totals.items()}
 
     def _critic_mini_batch(self, batch: TrainingBatch, mini: MiniBatch) -> dict[str, float]:
         critic = self.config.trainer.critic
@@ -75,4 +73,4 @@ class CriticMixin:
         stats = self.strategy.optimizer_step(critic.optimizer_config.max_grad_norm)
         total = dict(zip(_SUMS, self.strategy.all_reduce_sum(sums).tolist(), strict=True))
         return {"critic/value_loss": total["loss"], "critic/clip_fraction": total["clip"] / max(1.0, total["tokens"]),
-                "critic/grad_norm": stats.grad_norm}
+                "critic/grad_norm": stats.grad_norm, "critic/lr": stats.lr}

@@ -102,13 +102,14 @@ class TrainWorker(WorkerStateMixin, CriticMixin):
                 for key, value in self._train_mini_batch(batch, mini, request.on_policy).items():
                     totals[key] = totals.get(key, 0.0) + value
                 steps += 1
-        metrics = {k: v / max(1, steps) for k, v in totals.items()}
-        metrics["lr"] = self.strategy.current_lr()
+        metrics = {k: v / max(1, steps) for k, v in totals.items() if k != "lr"}
+        metrics["lr"] = self._last_lr  # the learning rate the step's last optimizer step used
         return metrics
 
     def _train_mini_batch(self, batch: TrainingBatch, mini: MiniBatch, on_policy: bool) -> dict[str, float]:
         sums, loss_metrics = self._accumulate(batch, mini, on_policy)
         stats = self.strategy.optimizer_step(self.config.trainer.policy.optimizer_config.max_grad_norm)
+        self._last_lr = stats.lr
         totals = dict(zip(_SUMS, self.strategy.all_reduce_sum(sums).tolist(), strict=True))
         tokens = max(totals["tokens"], 1.0)
         metrics = {"loss/policy": totals["policy"], "entropy": totals["entropy"] / tokens,
