@@ -136,7 +136,8 @@ class SlowOnItsTurn(BaseTextEnv):
         return BaseTextEnvStepOutput(reward=1.0)
 
 
-ENVS = {"t_slow": SlowOnItsTurn, "t_observe": ObserveThenFinish, "t_never_done": NeverDone, "t_failing": Failing, "t_multiply": MultiplyEnv}
+ENVS = {"t_slow": SlowOnItsTurn, "t_observe": ObserveThenFinish, "t_never_done": NeverDone, "t_failing": Failing,
+        "t_multiply": MultiplyEnv}
 
 
 class _EnvPlugin:
@@ -508,7 +509,8 @@ def test_real_tiny_model_through_the_hf_engine(pm, tokenizer, tiny_model_path):
     # Every token is a stop token: each turn is one sampled token that ends by itself.
     stop_ids = list(range(len(tokenizer)))
     out = run(pm, tokenizer, engine, "t_observe", n=3, config=make_config(max_turns=2), stop_token_ids=stop_ids)
-    observation_ids = make_generator(pm, tokenizer, engine).observations.encode([{"role": "user", "content": "Try again."}], after_eos=False)
+    encoder = make_generator(pm, tokenizer, engine).observations
+    observation_ids = encoder.encode([{"role": "user", "content": "Try again."}], after_eos=False)
     for i in range(3):
         mask, logprobs = out.loss_masks[i], out.rollout_logprobs[i]
         assert out.num_turns[i] == 2 and sum(mask) == 2 and out.stop_reasons[i] == "stop"

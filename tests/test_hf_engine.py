@@ -105,7 +105,8 @@ class TestHFConformance(EngineConformance):
             HFEngine(model_path=model_path, tensor_parallel_size=2)
 
     def test_engine_is_usable_from_several_event_loops(self, engine):
-        """``asyncio.run`` per call (as synchronous drivers do) works: the decode loop lives only while there is work."""
+        """``asyncio.run`` per call (as synchronous drivers do) works: the decode loop lives only while there is
+        work."""
         first = run(engine.generate(greedy(prompts()[0], 3)))
         second = asyncio.run(engine.generate(greedy(prompts()[0], 3)))
         assert first.token_ids == second.token_ids

@@ -171,7 +171,8 @@ class EngineConformance:
 
     @pytest.mark.parametrize("temperature", [1.0, 0.7])
     def test_logprobs_match_a_forward_pass(self, engine: InferenceEngine, reference: Any, temperature: float) -> None:
-        requests = [GenerationRequest(prompt_token_ids=p, sampling=SamplingParams(max_tokens=m, temperature=temperature))
+        requests = [GenerationRequest(prompt_token_ids=p,
+                                      sampling=SamplingParams(max_tokens=m, temperature=temperature))
                     for p, m in zip(prompts(), MAX_TOKENS, strict=True)]
         for prompt, result in zip(prompts(), run(generate_all(engine, requests)), strict=True):
             expected = _forward_logprobs(reference, prompt, result.token_ids, temperature)
