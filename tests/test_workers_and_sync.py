@@ -64,17 +64,26 @@ def test_gradients_do_not_depend_on_micro_batch_or_workers(ray_local, plugin_man
             torch.testing.assert_close(rank_grads[name], grad, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("backend", ["gloo", "ray", pytest.param("nccl", marks=pytest.mark.gpu)])
+def _two_gpus() -> bool:
+    return torch.cuda.is_available() and torch.cuda.device_count() >= 2
+
+
+#: nccl never puts two ranks on one GPU: the policy and the one engine each get a GPU of their own.
+NCCL = pytest.param("nccl", ("generator.num_inference_engines=1", "trainer.placement.colocate_all=false"),
+                    marks=[pytest.mark.gpu, pytest.mark.skipif(not _two_gpus(), reason="needs 2 CUDA GPUs")])
+
+
+@pytest.mark.parametrize(("backend", "placement"), [("gloo", ("generator.num_inference_engines=2",)),
+                                                    ("ray", ("generator.num_inference_engines=2",)), NCCL])
 def test_weight_sync_makes_engine_weights_equal_policy_weights(ray_local, plugin_manager, tiny_model_path, tmp_path,
-                                                               backend):
+                                                               backend, placement):
     import ray
 
     from skyrl_core.trainer.actors import RunActors
     from skyrl_core.trainer.weight_sync import WeightSyncDriver
 
     config = run_config(plugin_manager, tiny_model_path, tmp_path / "run", f"generator.weight_sync_backend={backend}",
-                        "generator.num_inference_engines=2", "trainer.policy.optimizer_config.lr=1e-2",
-                        "trainer.algorithm.use_kl_loss=false")
+                        *placement, "trainer.policy.optimizer_config.lr=1e-2", "trainer.algorithm.use_kl_loss=false")
     resolve_auto(config, plugin_manager)
     actors = RunActors(config, config_to_dict(config, redact_secrets=False), plugin_manager, cpu_count=2)
     try:

@@ -68,6 +68,7 @@ class SGLangEngine(InferenceEngine):
 
     #: Driver-side check of a whole run config before any actor starts (:mod:`skyrl_sglang.preflight`).
     check_run = staticmethod(preflight.check)
+    missing = staticmethod(runtime.missing)
 
     def __init__(
         self,

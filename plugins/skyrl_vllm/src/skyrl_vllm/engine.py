@@ -69,6 +69,7 @@ class VLLMEngine(InferenceEngine):
 
     #: Driver-side check of a whole run config before any actor starts (:mod:`skyrl_vllm.preflight`).
     check_run = staticmethod(preflight.check)
+    missing = staticmethod(runtime.missing)
 
     def __init__(
         self,

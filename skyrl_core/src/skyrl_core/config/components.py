@@ -38,6 +38,10 @@ def _cuda_available() -> bool:
 def _auto(pm: PluginManager, kind: str, preferred: str, fallback: str, gpu: bool) -> Choice:
     record = KIND_BY_NAME[kind]
     if gpu and preferred in pm.registry(kind):
+        lacking = getattr(pm.registry(kind)[preferred], "missing", lambda: [])()
+        if lacking:
+            return Choice(record.selector, fallback, f"'{preferred}' cannot run here ({'; '.join(lacking)}), "
+                                                     f"so '{fallback}'")
         return Choice(record.selector, preferred, f"CUDA GPUs found and '{preferred}' is installed")
     if not gpu:
         return Choice(record.selector, fallback, f"no CUDA GPU found, so the embedded '{fallback}'")

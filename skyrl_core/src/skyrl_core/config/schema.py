@@ -388,11 +388,14 @@ class GeneratorConfig:
     max_input_length: int | None = option(None, "Most input tokens of a turn (default: trainer.max_prompt_length).",
                                           read_in="generator/agent_loop.py", check=at_least(1))
     gpu_memory_utilization: float = option(0.8, "Fraction of GPU memory an engine may use.",
-                                           pending=VLLM, check=between(0, 1, low_open=True))
-    max_num_seqs: int = option(1024, "Most concurrent sequences per engine.", pending=VLLM, check=at_least(1))
-    max_num_batched_tokens: int = option(8192, "Most tokens per engine batch.", pending=VLLM, check=at_least(1))
-    enable_prefix_caching: bool = option(True, "Prefix caching (backends that support it).", pending=VLLM)
-    enforce_eager: bool = option(True, "Disable CUDA graphs (vllm).", pending=VLLM)
+                                           read_in="workers/engine_actor.py", check=between(0, 1, low_open=True))
+    max_num_seqs: int = option(1024, "Most concurrent sequences per engine.",
+                               read_in="workers/engine_actor.py", check=at_least(1))
+    max_num_batched_tokens: int = option(8192, "Most tokens per engine batch.",
+                                         read_in="workers/engine_actor.py", check=at_least(1))
+    enable_prefix_caching: bool = option(True, "Prefix caching (backends that support it).",
+                                         read_in="workers/engine_actor.py")
+    enforce_eager: bool = option(True, "Disable CUDA graphs (vllm).", read_in="workers/engine_actor.py")
     max_turns: int = option(1, "Most turns per trajectory.", read_in="generator/agent_loop.py", check=at_least(1))
     use_conversation_multi_turn: bool = option(True, "Observations as new chat messages (else inside the turn).",
                                                read_in="generator/agent_loop.py")

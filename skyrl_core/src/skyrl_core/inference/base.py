@@ -23,7 +23,10 @@ engine actor puts the ``generator.<transport>`` section there (see
 :func:`skyrl_core.inference.receivers.build_receiver`).
 
 Construction convention (every registered class except environments): ``engine_cls(config=<generator.<backend>
-section or None>, model_path=..., dtype=..., seed=..., tensor_parallel_size=..., **generator.engine_init_kwargs)``.
+section or None>, model_path=..., dtype=..., seed=..., tensor_parallel_size=..., gpu_memory_utilization=...,
+max_num_seqs=..., max_num_batched_tokens=..., enable_prefix_caching=..., enforce_eager=...,
+**generator.engine_init_kwargs)``: the ``generator.*`` engine knobs are passed to every backend, which honours
+them or refuses the values it cannot honour in :meth:`InferenceEngine.check_run`.
 """
 
 from __future__ import annotations
@@ -111,6 +114,17 @@ class InferenceEngine(ABC):
 
     #: True when the engine can run without a GPU.
     supports_cpu: bool = False
+
+    @staticmethod
+    def missing() -> list[str]:
+        """What this machine lacks for the backend (a package, a GPU), one line each; ``auto`` skips a backend
+        that lacks something."""
+        return []
+
+    @staticmethod
+    def check_run(config: Any) -> None:
+        """Refuse, before any actor starts, a run config this backend cannot honour (raise
+        :class:`~skyrl_core.errors.UserError` naming the key and the fix; a missing package or GPU too)."""
 
     @property
     def num_receivers(self) -> int:

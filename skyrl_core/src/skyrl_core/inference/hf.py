@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import attrs
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
@@ -72,11 +73,17 @@ class HFEngine(InferenceEngine):
     supports_cpu = True
 
     def __init__(self, *, model_path: str, dtype: str = "float32", seed: int = 0, tensor_parallel_size: int = 1,
-                 config: HFEngineConfig | None = None, device: str | None = None) -> None:
+                 config: HFEngineConfig | None = None, device: str | None = None, max_num_seqs: int | None = None,
+                 enable_prefix_caching: bool | None = None, gpu_memory_utilization: float | None = None,
+                 max_num_batched_tokens: int | None = None, enforce_eager: bool | None = None) -> None:
         if tensor_parallel_size != 1:
             raise UserError(f"generator.inference_engine_tensor_parallel_size={tensor_parallel_size} is not "
                             "supported yet by the hf backend; set it to 1 or use the vllm backend")
-        config = config or HFEngineConfig()
+        config = attrs.evolve(config or HFEngineConfig())
+        if max_num_seqs is not None:  # generator.max_num_seqs caps the running rows too
+            config.max_batch_size = min(max_num_seqs, config.max_batch_size or max_num_seqs)
+        if enable_prefix_caching is False:
+            config.prefix_cache_tokens = 0
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_torch_dtype(dtype))
         self.model = model.to(self.device).eval().requires_grad_(False)
@@ -96,6 +103,20 @@ class HFEngine(InferenceEngine):
         self._kv_awake = True
         self._receiver: WeightReceiver | None = None
         self._closed = False
+
+    @staticmethod
+    def check_run(config: Any) -> None:
+        """The GPU-memory knobs of vllm/sglang mean nothing here: refuse values other than the defaults."""
+        from skyrl_core.config.schema import GeneratorConfig
+
+        defaults = {f.name: f.default for f in attrs.fields(GeneratorConfig)}
+        generator = config.generator
+        found = [f"generator.{key}={getattr(generator, key)!r}" for key in
+                 ("gpu_memory_utilization", "max_num_batched_tokens", "enforce_eager")
+                 if getattr(generator, key) != defaults[key]]
+        if found:
+            raise UserError(f"{', '.join(found)}: not supported by generator.backend=hf (it reserves no GPU memory "
+                            "and has no CUDA graphs); remove them, or use generator.backend=vllm or sglang")
 
     # -- generation ---------------------------------------------------------------------------------------------
 

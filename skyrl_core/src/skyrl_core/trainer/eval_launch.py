@@ -40,6 +40,7 @@ def launch_eval(config: Any, *, checkpoint: str | None, model: str | None,
     config.trainer.policy.model.path = model
     resolve_auto(config, pm)
     check_components(config, pm)
+    pm.registry("inference_backends")[config.generator.backend].check_run(config)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
     _train, val_files = resolve_data(config, pm, run_dir)
     if not val_files:

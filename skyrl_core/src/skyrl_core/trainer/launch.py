@@ -69,6 +69,7 @@ def launch(config: SkyRLConfig, pm: PluginManager | None = None) -> Path:
     for choice in resolve_auto(config, pm):
         console.print(f"[dim]{choice.key}={choice.value}: {choice.reason}[/]", highlight=False)
     check_components(config, pm)
+    pm.registry("inference_backends")[config.generator.backend].check_run(config)
     run_dir = run_dir_of(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))

@@ -39,6 +39,11 @@ class EngineActor:
             dtype=engine_dtype(self.config),
             seed=trainer.seed + 1000 * (index + 1),
             tensor_parallel_size=generator.inference_engine_tensor_parallel_size,
+            gpu_memory_utilization=generator.gpu_memory_utilization,
+            max_num_seqs=generator.max_num_seqs,
+            max_num_batched_tokens=generator.max_num_batched_tokens,
+            enable_prefix_caching=generator.enable_prefix_caching,
+            enforce_eager=generator.enforce_eager,
             **dict(generator.engine_init_kwargs),
         )
         self.index = index

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from skyrl_core.errors import UserError
+from skyrl_core.workers.placement_check import check_placement, cluster_gpus_per_node
 
 
 @attrs.frozen
@@ -41,6 +42,7 @@ def make_placement(config: Any, num_actors: int) -> Placement:
 
     gpus = int(ray.cluster_resources().get("GPU", 0))
     cpus = float(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+    check_placement(config, cluster_gpus_per_node())
     cpu_share = max(0.01, round(cpus / max(1, num_actors), 2) - 0.01)
     if gpus == 0:
         return Placement(use_gpu=False, cpu_per_actor=cpu_share)
