@@ -62,8 +62,8 @@ CASES = [
     ("data_folder", ["config", "show", "data.train_data=[folder]"], {"folder/x.jsonl": "{}\n"}, "is a folder"),
     # plugins and names
     ("unknown_env", ["config", "show", "--env", "foo"], {}, "pip install skyrl-env-foo"),
-    ("unknown_algo", ["run", "--algo", "dapo"], {}, "pip install skyrl-algo-dapo"),
-    ("unknown_backend", ["config", "show", "generator.backend=sglang"], {}, "pip install skyrl-sglang"),
+    ("unknown_algo", ["run", "--algo", "nosuchalgo"], {}, "pip install skyrl-algo-nosuchalgo"),
+    ("unknown_backend", ["config", "show", "generator.backend=nosuchbackend"], {}, "generator.backend"),
     ("unknown_logger", ["config", "show", "trainer.logger=[console,mlflw]"], {}, "trainer.logger"),
     ("unknown_estimator", ["config", "show", "trainer.algorithm.advantage_estimator=grpp"], {},
      "did you mean 'grpo'"),
@@ -89,8 +89,9 @@ CASES = [
 def test_bad_input_exits_2_with_one_clear_message(tmp_path, monkeypatch, capsys, plugin_manager, args, files,
                                                   expected):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SKYRL_PLUGIN_FILES", raising=False)
-    monkeypatch.delenv("SKYRL_PLUGIN_SOURCES", raising=False)
+    for name in ("SKYRL_PLUGIN_FILES", "SKYRL_PLUGIN_SOURCES"):  # main() sets them: restore them afterwards
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)

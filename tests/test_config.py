@@ -12,8 +12,6 @@ from skyrl_core.config.loader import RunArgs, config_to_dict, resolve_config, st
 from skyrl_core.config.overrides import parse_override, parse_value
 from skyrl_core.config.schema import SkyRLConfig
 from skyrl_core.errors import ConfigError, UnknownNameError
-from skyrl_core.inference.base import InferenceEngine
-from skyrl_core.strategy.base import Strategy
 
 #: Every key=value of the launch command in the original SkyRL overview.
 SEED_LAUNCH = [
@@ -39,33 +37,8 @@ SEED_LAUNCH = [
 ]
 
 
-class _FakeEngine(InferenceEngine):
-    """Stands in for skyrl-vllm's engine (only registered, never built)."""
-
-
-class _FakeStrategy(Strategy):
-    """Stands in for skyrl-fsdp's strategy (only registered, never built)."""
-
-
-class _SeedBackends:
-    @hookimpl
-    def register_inference_backends(self, register):
-        register("vllm", _FakeEngine)
-
-    @hookimpl
-    def register_strategies(self, register):
-        register("fsdp2", _FakeStrategy)
-
-
-SEED_PLUGIN = (
-    "from skyrl_core import hookimpl\n"
-    "@hookimpl\n"
-    "def register_inference_backends(register):\n"
-    "    register('vllm', 'skyrl_core.inference.base:InferenceEngine')\n"
-    "@hookimpl\n"
-    "def register_strategies(register):\n"
-    "    register('fsdp2', 'skyrl_core.strategy.base:Strategy')\n"
-)
+# The launch command names vllm and fsdp2: the workspace installs skyrl-vllm and skyrl-fsdp (make setup), so the
+# names resolve against the real plugins (their engines and strategies are only registered here, never built).
 
 
 @pytest.fixture
@@ -79,8 +52,7 @@ def seed_data(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_seed_launch_command_resolves(plugin_manager, register_plugin, seed_data):
-    register_plugin(_SeedBackends())
+def test_seed_launch_command_resolves(plugin_manager, seed_data):
     config = resolve_config(RunArgs(overrides=tuple(SEED_LAUNCH)), plugin_manager)
     assert config.data.train_data == ["$HOME/data/gsm8k/train.parquet"]
     assert config.trainer.placement.policy_num_gpus_per_node == 4
@@ -91,9 +63,7 @@ def test_seed_launch_command_resolves(plugin_manager, register_plugin, seed_data
 
 
 def test_seed_launch_command_through_cli(skyrl_cli, seed_data):
-    plugin = seed_data / "seed_backends_for_cli_test.py"
-    plugin.write_text(SEED_PLUGIN)
-    result = skyrl_cli("config", "show", "--plugin", str(plugin), *SEED_LAUNCH, env={"HOME": str(seed_data)})
+    result = skyrl_cli("config", "show", *SEED_LAUNCH, env={"HOME": str(seed_data)})
     assert result.returncode == 0, result.stderr
     shown = yaml.safe_load(result.stdout)
     assert shown["trainer"]["eval_interval"] == 5 and shown["trainer"]["ckpt_interval"] == 10
@@ -195,8 +165,7 @@ def test_component_section_by_dotted_keys_and_redacted(plugin_manager, register_
         resolve_config(RunArgs(env="judge", overrides=("environment.judge.threshold=high",)), plugin_manager)
 
 
-def test_unstructure_structure_round_trip(plugin_manager, register_plugin, seed_data):
-    register_plugin(_SeedBackends())
+def test_unstructure_structure_round_trip(plugin_manager, seed_data):
     config = resolve_config(RunArgs(overrides=tuple(SEED_LAUNCH)), plugin_manager)
     again = structure_config(config_to_dict(config, redact_secrets=False), plugin_manager)
     assert again == config

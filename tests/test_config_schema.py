@@ -20,31 +20,29 @@ from skyrl_core.errors import ConfigError
 PACKAGE = Path(skyrl_core.__file__).parent
 
 
-def leaf_fields(cls: type = SkyRLConfig, prefix: str = "", inherited: dict | None = None):
-    """(dotted key, field, metadata including a parent section's ``pending``) of every settable key."""
+def leaf_fields(cls: type = SkyRLConfig, prefix: str = ""):
+    """(dotted key, field, metadata) of every settable key."""
     for field in attrs.fields(cls):
         if field.metadata.get("component_sections"):
             continue
         key = f"{prefix}{field.name}"
-        meta = {**(inherited or {}), **field.metadata}
         if isinstance(field.type, type) and attrs.has(field.type):
-            yield from leaf_fields(field.type, key + ".", {"pending": meta["pending"]} if "pending" in meta else {})
+            yield from leaf_fields(field.type, key + ".")
         else:
-            yield key, field, meta
+            yield key, field, field.metadata
 
 
 ALL_FIELDS = list(leaf_fields())
 
 
 @pytest.mark.parametrize(("key", "field", "meta"), ALL_FIELDS, ids=[k for k, _, _ in ALL_FIELDS])
-def test_every_key_is_honoured_pending_or_refused(key, field, meta):
-    statuses = [s for s in ("read_in", "pending", "unsupported") if s in field.metadata]
-    assert len(statuses) <= 1 and (statuses or "pending" in meta), (
-        f"{key}: declare exactly one of read_in=MODULE, pending=OWNER or unsupported=True in schema.py")
-    if "read_in" in field.metadata and "pending" not in meta:
-        source = (PACKAGE / field.metadata["read_in"]).read_text()
+def test_every_key_is_read_or_refused(key, field, meta):
+    statuses = [s for s in ("read_in", "unsupported") if s in meta]
+    assert len(statuses) == 1, f"{key}: declare exactly one of read_in=MODULE or unsupported=True in schema.py"
+    if "read_in" in meta:
+        source = (PACKAGE / meta["read_in"]).read_text()
         assert re.search(rf"\.{field.name}\b|[\"']{field.name}[\"']", source), (
-            f"{key}: schema.py says {field.metadata['read_in']} reads it, but that file never does")
+            f"{key}: schema.py says {meta['read_in']} reads it, but that file never does")
 
 
 UNSUPPORTED = [(k, f) for k, f, m in ALL_FIELDS if m.get("unsupported")]
@@ -58,12 +56,6 @@ def test_unsupported_keys_are_refused_when_set(plugin_manager, key, field):
     with pytest.raises(ConfigError, match=rf"{re.escape(key)}: not supported yet"):
         resolve_config(RunArgs(overrides=(f"{key}={value}",)), plugin_manager)
     resolve_config(RunArgs(overrides=(f"{key}={str(field.default).lower()}",)), plugin_manager)  # default: fine
-
-
-def test_pending_keys_are_accepted(plugin_manager):
-    config = resolve_config(RunArgs(overrides=("trainer.resume_mode=none", "generator.max_num_seqs=8",
-                                               "trainer.critic.sequence_parallel_size=2")), plugin_manager)
-    assert config.generator.max_num_seqs == 8 and config.trainer.resume_mode == "none"
 
 
 def test_all_value_problems_are_reported_together(plugin_manager):
@@ -151,6 +143,12 @@ class _Nccl(_Transport):
     same_device_ok = False
 
 
+class _Backend:
+    @hookimpl
+    def register_inference_backends(self, register):
+        register("fake_engine", _IpcEngine)
+
+
 def _transports(*entries):
     class Plugin:
         @hookimpl
@@ -161,22 +159,30 @@ def _transports(*entries):
     return Plugin()
 
 
+class _IpcEngine:
+    """A backend that receives colocated weights through ``fake_ipc``."""
+
+    colocated_weight_transport = "fake_ipc"
+
+
 @pytest.mark.parametrize(
-    ("cuda", "colocated", "extra", "expected"),
+    ("cuda", "colocated", "backend", "extra", "expected"),
     [
-        (False, True, [("fake_ipc", _CudaIpc)], "gloo"),
-        (True, False, [("fake_ipc", _CudaIpc)], "nccl"),
-        (True, True, [("fake_ipc", _CudaIpc), ("fake_nccl", _Nccl)], "fake_ipc"),
-        (True, True, [("fake_nccl", _Nccl), ("fake_cpu", _Transport)], "ray"),
+        (False, True, "fake_engine", [("fake_ipc", _CudaIpc)], "gloo"),
+        (True, False, "fake_engine", [("fake_ipc", _CudaIpc)], "nccl"),
+        (True, True, "fake_engine", [("fake_ipc", _CudaIpc), ("fake_nccl", _Nccl)], "fake_ipc"),
+        (True, True, "fake_engine", [("fake_nccl", _Nccl)], "ray"),  # its transport is not installed
+        (True, True, "hf", [("fake_ipc", _CudaIpc)], "ray"),  # hf names no same-GPU transport
     ],
 )
-def test_auto_weight_sync(monkeypatch, plugin_manager, register_plugin, cuda, colocated, extra, expected):
+def test_auto_weight_sync(monkeypatch, plugin_manager, register_plugin, cuda, colocated, backend, extra, expected):
     monkeypatch.setattr(components, "_cuda_available", lambda: cuda)
     monkeypatch.setattr(sys.modules["skyrl_core.registry"], "shape_problem", lambda kind, value: None)  # fakes
     register_plugin(_transports(*extra))
+    register_plugin(_Backend())
     config = SkyRLConfig()
     config.trainer.placement.colocate_all = colocated
-    config.generator.backend, config.trainer.strategy = "hf", "ddp"
+    config.generator.backend, config.trainer.strategy = backend, "ddp"
     choices = components.resolve_auto(config, plugin_manager)
     assert config.generator.weight_sync_backend == expected
     assert choices[-1].key == "generator.weight_sync_backend" and choices[-1].reason

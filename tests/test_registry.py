@@ -188,7 +188,8 @@ def test_unknown_names_hint_by_naming_convention(plugin_manager):
 
 
 def test_algo_without_package_exits_2_naming_the_package(skyrl_cli):
-    result = skyrl_cli("config", "show", "--algo", "dapo")
+    # the workspace installs skyrl-algo-dapo: load every plugin distribution but that one
+    result = skyrl_cli("config", "show", "--algo", "dapo", env={"SKYRL_LOAD_PLUGINS": "skyrl-env-multiply"})
     assert result.returncode == 2, result.stderr
     assert "skyrl-algo-dapo" in result.stderr and "Traceback" not in result.stderr
 

@@ -68,6 +68,7 @@ class VLLMEngine(InferenceEngine):
     """One vLLM engine on ``tensor_parallel_size`` GPUs (see the module doc)."""
 
     #: Driver-side check of a whole run config before any actor starts (:mod:`skyrl_vllm.preflight`).
+    colocated_weight_transport = "cuda_ipc"
     check_run = staticmethod(preflight.check)
     missing = staticmethod(runtime.missing)
 

@@ -65,11 +65,14 @@ def auto_weight_sync(config: SkyRLConfig, pm: PluginManager, gpu: bool) -> Choic
         return Choice(key, "gloo", "no CUDA GPU found")
     if not config.trainer.placement.colocate_all:
         return Choice(key, "nccl", "CUDA GPUs found and trainer and engines are on separate GPUs")
-    candidates = same_device_transports(pm)
-    if candidates:
-        return Choice(key, candidates[0], f"colocated on CUDA: '{candidates[0]}' works between ranks on one GPU")
-    return Choice(key, "ray", "colocated on CUDA and no same-GPU transport is installed (pip install skyrl-vllm "
-                  "for cuda_ipc), so the object store")
+    backends = pm.registry("inference_backends")
+    engine = backends[config.generator.backend] if config.generator.backend in backends else None
+    preferred = getattr(engine, "colocated_weight_transport", None)
+    if preferred in same_device_transports(pm):
+        return Choice(key, preferred, f"colocated on CUDA: '{config.generator.backend}' receives weights on the "
+                                      f"policy's GPU through '{preferred}'")
+    return Choice(key, "ray", f"colocated on CUDA and '{config.generator.backend}' names no same-GPU transport, so "
+                  "the object store (NCCL cannot put two ranks on one GPU)")
 
 
 def resolve_auto(config: SkyRLConfig, pm: PluginManager) -> list[Choice]:

@@ -29,19 +29,17 @@ def option(
     *,
     check: Check | None = None,
     read_in: str | None = None,
-    pending: str | None = None,
     unsupported: bool = False,
     **kw: Any,
 ) -> Any:
     """An attrs field with a help text; mutable defaults are copied per instance.
 
     Every field says what happens to it (a test holds the whole schema to it): ``read_in`` names the module (path
-    under ``skyrl_core/``) that reads it; ``pending`` names who is implementing it (accepted meanwhile);
-    ``unsupported=True`` refuses any value but the default with "not supported yet". ``check`` validates the value
-    (:mod:`skyrl_core.config.checks`).
+    under ``skyrl_core/``) that reads it; ``unsupported=True`` refuses any value but the default with "not
+    supported yet". ``check`` validates the value (:mod:`skyrl_core.config.checks`).
     """
     metadata: dict[str, Any] = {"help": help}
-    for key, value in (("read_in", read_in), ("pending", pending), ("unsupported", unsupported or None)):
+    for key, value in (("read_in", read_in), ("unsupported", unsupported or None)):
         if value is not None:
             metadata[key] = value
     if isinstance(default, (list, dict)):
@@ -50,9 +48,9 @@ def option(
     return attrs.field(default=default, metadata=metadata, validator=check, **kw)
 
 
-def section(cls: type, help: str, *, pending: str | None = None) -> Any:
-    """A nested config class; ``pending`` marks its whole subtree as being implemented (see :func:`option`)."""
-    return attrs.field(factory=cls, metadata={"help": help, **({"pending": pending} if pending else {})})
+def section(cls: type, help: str) -> Any:
+    """A nested config class."""
+    return attrs.field(factory=cls, metadata={"help": help})
 
 
 def sections_field() -> Any:
@@ -61,11 +59,6 @@ def sections_field() -> Any:
     return attrs.field(factory=dict, metadata={"component_sections": True, "help": "component sections"})
 
 
-CHECKPOINTS = "lead (checkpoints)"
-CRITIC = "lead (critic)"
-ALGOS = "algos (algorithm options)"
-VLLM = "engine (vllm plugin)"
-SEQUENCE_PARALLEL = "scale (sequence parallelism)"
 
 
 # ---------------------------------------------------------------------------------------------------------------

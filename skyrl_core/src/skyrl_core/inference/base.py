@@ -114,6 +114,9 @@ class InferenceEngine(ABC):
 
     #: True when the engine can run without a GPU.
     supports_cpu: bool = False
+    #: The weight-sync transport ``auto`` picks when the engines share the policy's GPUs (one that allows a
+    #: sender and a receiver on one device); ``None``: the object store (``ray``).
+    colocated_weight_transport: str | None = None
 
     @staticmethod
     def missing() -> list[str]:
