@@ -47,6 +47,8 @@ def test_hook_adds_the_penalty_to_the_last_response_token_only(plugin_manager):
     changed = (rewards != before).nonzero().tolist()
     assert changed == [[2, 12], [3, 13], [4, 15]]
     assert shaped.output.rewards == [1.0, 1.0, 0.0, 1.0, 1.0]  # the env's rewards, as the metrics report them
+    assert shaped.metrics["dapo/overlong_penalized"] == 3.0
+    assert shaped.metrics["dapo/overlong_penalty_sum"] == pytest.approx(-1.75)
 
 
 def test_buffer_defaults_to_a_fifth_of_the_generation_limit(plugin_manager):
@@ -58,10 +60,22 @@ def test_buffer_defaults_to_a_fifth_of_the_generation_limit(plugin_manager):
 
 
 def test_a_buffer_longer_than_the_limit_is_refused(plugin_manager):
-    config = dapo_config(plugin_manager, "generator.sampling_params.max_generate_length=16",
-                         "trainer.algorithm.presets.dapo.overlong_buffer_len=32")
+    from skyrl_algo_dapo.config import dapo_section
+
+    config = dapo_config(plugin_manager, "generator.sampling_params.max_generate_length=16")
+    dapo_section(config).overlong_buffer_len = 32  # past the config check, e.g. a config built in code
     with pytest.raises(UserError, match="overlong_buffer_len=32 is longer than .*max_generate_length=16"):
         soft_overlong_punishment(build_batch(make_output([0.0]), [0], PAD), config)
+
+
+def test_the_preset_check_reports_a_buffer_longer_than_the_limit_before_the_run(plugin_manager):
+    from skyrl_core.config.loader import RunArgs, resolve_config
+    from skyrl_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="overlong_buffer_len=32 is longer than"):
+        resolve_config(RunArgs(algo="dapo", overrides=("generator.sampling_params.max_generate_length=16",
+                                                       "trainer.algorithm.presets.dapo.overlong_buffer_len=32")),
+                       plugin_manager)
 
 
 def test_punishment_can_be_switched_off(plugin_manager):
@@ -80,7 +94,9 @@ def _truncated_batch():
 def test_filtering_zeroes_the_loss_mask_of_truncated_responses(plugin_manager):
     batch = _truncated_batch()
     before = batch.tensors["loss_mask"].clone()
-    mask = overlong_filtering(batch, _config(plugin_manager)).tensors["loss_mask"]
+    filtered = overlong_filtering(batch, _config(plugin_manager))
+    mask = filtered.tensors["loss_mask"]
+    assert filtered.metrics["dapo/overlong_filtered"] == 2.0
     assert mask[0].sum() == 0 and mask[3].sum() == 0
     for row in (1, 2, 4, 5):
         assert torch.equal(mask[row], before[row])

@@ -52,7 +52,9 @@ def informative_groups(batch: RolloutBatch) -> list[Any]:
 def filter_groups(batch: RolloutBatch) -> RolloutBatch:
     """DAPO's filter: the rows of the informative groups only."""
     keep = set(informative_groups(batch))
-    return batch.select_groups(lambda gid: gid in keep)
+    kept = batch.select_groups(lambda gid: gid in keep)
+    kept.metrics["dapo/filtered_groups"] = float(len(group_rows(batch.group_ids)) - len(keep))
+    return kept
 
 
 def replace_groups(batch: RolloutBatch, min_replace_ratio: float) -> RolloutBatch:
@@ -70,7 +72,9 @@ def replace_groups(batch: RolloutBatch, min_replace_ratio: float) -> RolloutBatc
         log.warning("dynamic sampling (replace): only %d of %d prompt groups have rewards that differ (needed: "
                     "more than min_replace_ratio=%s); discarding this round and generating another",
                     len(good), len(groups), min_replace_ratio)
-        return batch.select([])
+        discarded = batch.select([])
+        discarded.metrics["dapo/discarded_rounds"] = 1.0
+        return discarded
     if len(good) == len(groups):
         return batch
     informative = set(good)
@@ -86,7 +90,14 @@ def replace_groups(batch: RolloutBatch, min_replace_ratio: float) -> RolloutBatc
             rows += groups[source]
             ids += [("copy", position, source)] * len(groups[source])
     replaced = batch.select(rows)
-    return RolloutBatch(tensors=replaced.tensors, group_ids=ids, output=replaced.output)
+    metrics = {**replaced.metrics, "dapo/replaced_groups": float(len(groups) - len(good))}
+    return RolloutBatch(tensors=replaced.tensors, group_ids=ids, output=replaced.output, metrics=metrics)
+
+
+def refills(config: Any) -> bool:
+    """``filter`` drops groups, so the step needs more generation rounds; ``replace`` and null keep the size
+    (``replace`` still asks for a new round when it discards one: it returns no rows then)."""
+    return config.trainer.algorithm.dynamic_sampling.type in ("filter", "replace")
 
 
 def dynamic_sampling(batch: RolloutBatch, config: Any) -> RolloutBatch:

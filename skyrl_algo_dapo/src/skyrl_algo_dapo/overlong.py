@@ -46,22 +46,36 @@ def soft_overlong_punishment(batch: RolloutBatch, config: Any) -> RolloutBatch:
     if not section.apply_soft_overlong_punishment:
         return batch
     max_length = config.generator.sampling_params.max_generate_length
+    problems = config_problems(config)
+    if problems:
+        raise UserError("; ".join(problems))
     buffer_len = section.buffer_len(max_length)
-    if buffer_len > max_length:
-        raise UserError(
-            f"trainer.algorithm.presets.dapo.overlong_buffer_len={buffer_len} is longer than "
-            f"generator.sampling_params.max_generate_length={max_length}; the buffer is the last tokens of that "
-            "limit. Lower overlong_buffer_len or set it to null (a fifth of the limit, as in the paper), raise "
-            "max_generate_length, or set trainer.algorithm.presets.dapo.apply_soft_overlong_punishment=false"
-        )
     rewards = batch.tensors["token_rewards"].clone()
+    penalties = []
     for row, response in enumerate(batch.output.response_ids):
         length = len(response)
         if length:
-            rewards[row, length - 1] += overlong_penalty(length, max_length, buffer_len,
-                                                         section.overlong_buffer_penalty_factor)
+            penalty = overlong_penalty(length, max_length, buffer_len, section.overlong_buffer_penalty_factor)
+            rewards[row, length - 1] += penalty
+            penalties.append(penalty)
     batch.tensors["token_rewards"] = rewards
+    batch.metrics["dapo/overlong_penalty_sum"] = float(sum(penalties))
+    batch.metrics["dapo/overlong_penalized"] = float(sum(p < 0 for p in penalties))
     return batch
+
+
+def config_problems(config: Any) -> list[str]:
+    """The preset's check of a resolved config (run before anything starts): the overlong buffer must fit in the
+    generation limit."""
+    section = dapo_section(config)
+    max_length = config.generator.sampling_params.max_generate_length
+    buffer_len = section.buffer_len(max_length)
+    if not section.apply_soft_overlong_punishment or buffer_len <= max_length:
+        return []
+    return [f"trainer.algorithm.presets.dapo.overlong_buffer_len={buffer_len} is longer than "
+            f"generator.sampling_params.max_generate_length={max_length}; the buffer is the last tokens of that "
+            "limit. Lower overlong_buffer_len or set it to null (a fifth of the limit, as in the paper), raise "
+            "max_generate_length, or set trainer.algorithm.presets.dapo.apply_soft_overlong_punishment=false"]
 
 
 def overlong_filtering(batch: RolloutBatch, config: Any) -> RolloutBatch:
@@ -73,6 +87,7 @@ def overlong_filtering(batch: RolloutBatch, config: Any) -> RolloutBatch:
     if not dapo_section(config).apply_overlong_filtering:
         return batch
     truncated = [row for row, reason in enumerate(batch.output.stop_reasons) if reason == LENGTH]
+    batch.metrics["dapo/overlong_filtered"] = float(len(truncated))
     if truncated:
         mask = batch.tensors["loss_mask"].clone()
         mask[truncated] = 0.0

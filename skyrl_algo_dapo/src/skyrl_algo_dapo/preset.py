@@ -5,13 +5,15 @@ token-level loss (``loss_reduction=token_mean``), no KL loss, dynamic sampling b
 (``trainer.algorithm.dynamic_sampling.type=filter``), GRPO advantages with the PPO clipped surrogate, and the
 paper's generation limit of 20480 tokens (16384 expected plus the 4096-token overlong buffer); an env's own limit,
 applied after the preset, wins. Batch hooks, in order: dynamic sampling on the environment's rewards, soft
-overlong punishment, overlong filtering. The preset asks skyrl to refill batches whose groups were dropped.
+overlong punishment, overlong filtering; each reports ``dapo/*`` metrics. With dynamic sampling on, the preset asks
+skyrl to refill batches whose groups were dropped; its config check refuses an overlong buffer longer than the
+generation limit before anything starts.
 """
 
 from __future__ import annotations
 
-from skyrl_algo_dapo.dynamic_sampling import dynamic_sampling
-from skyrl_algo_dapo.overlong import overlong_filtering, soft_overlong_punishment
+from skyrl_algo_dapo.dynamic_sampling import dynamic_sampling, refills
+from skyrl_algo_dapo.overlong import config_problems, overlong_filtering, soft_overlong_punishment
 from skyrl_algo_dapo.plugin import DESCRIPTION
 from skyrl_core.algorithms.preset import AlgorithmPreset
 
@@ -28,5 +30,6 @@ DAPO = AlgorithmPreset(
     },
     description=DESCRIPTION,
     batch_hooks=(dynamic_sampling, soft_overlong_punishment, overlong_filtering),
-    refill_batches=True,
+    refill_batches=refills,
+    check=config_problems,
 )
