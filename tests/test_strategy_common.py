@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 import torch
 
@@ -34,6 +35,10 @@ def test_constant_ignores_warmup_and_adamw_settings_apply():
     assert optimizer.param_groups[0]["betas"] == (0.8, 0.9) and optimizer.param_groups[0]["weight_decay"] == 0.5
 
 
-def test_unknown_scheduler_is_a_user_error():
+def test_unknown_scheduler_is_refused_by_the_config_and_by_the_strategy():
+    with pytest.raises(ValueError, match="constant_with_warmup"):
+        OptimizerConfig(scheduler="cosine")
+    with attrs.validators.disabled():  # a config built in code, past the field checks
+        config = OptimizerConfig(scheduler="cosine")
     with pytest.raises(UserError, match="constant_with_warmup"):
-        _lrs(OptimizerConfig(scheduler="cosine"), 1)
+        _lrs(config, 1)
