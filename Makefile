@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # torch goes first and pinned: an unpinned torch pulls a multi-GB CUDA build. Override on GPU machines.
 TORCH_SPEC ?= torch==2.13.0
-DISTS := skyrl_core skyrl_env_multiply skyrl_env_gsm8k
+DISTS := skyrl_core skyrl_env_multiply skyrl_env_gsm8k skyrl_algo_dapo
 STAMP := $(VENV)/.skyrl-setup
 DEMO_DIR ?= demo_out
 

@@ -12,6 +12,8 @@ from skyrl_core.config.loader import RunArgs, config_to_dict, resolve_config, st
 from skyrl_core.config.overrides import parse_override, parse_value
 from skyrl_core.config.schema import SkyRLConfig
 from skyrl_core.errors import ConfigError, UnknownNameError
+from skyrl_core.inference.base import InferenceEngine
+from skyrl_core.strategy.base import Strategy
 
 #: Every key=value of the launch command in the original SkyRL overview.
 SEED_LAUNCH = [
@@ -37,7 +39,48 @@ SEED_LAUNCH = [
 ]
 
 
-def test_seed_launch_command_resolves(plugin_manager):
+class _FakeEngine(InferenceEngine):
+    """Stands in for skyrl-vllm's engine (only registered, never built)."""
+
+
+class _FakeStrategy(Strategy):
+    """Stands in for skyrl-fsdp's strategy (only registered, never built)."""
+
+
+class _SeedBackends:
+    @hookimpl
+    def register_inference_backends(self, register):
+        register("vllm", _FakeEngine)
+
+    @hookimpl
+    def register_strategies(self, register):
+        register("fsdp2", _FakeStrategy)
+
+
+SEED_PLUGIN = (
+    "from skyrl_core import hookimpl\n"
+    "@hookimpl\n"
+    "def register_inference_backends(register):\n"
+    "    register('vllm', 'skyrl_core.inference.base:InferenceEngine')\n"
+    "@hookimpl\n"
+    "def register_strategies(register):\n"
+    "    register('fsdp2', 'skyrl_core.strategy.base:Strategy')\n"
+)
+
+
+@pytest.fixture
+def seed_data(tmp_path, monkeypatch):
+    """SkyRL's overview paths ($HOME/data/gsm8k/...) made to exist under a temporary HOME."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    folder = tmp_path / "data" / "gsm8k"
+    folder.mkdir(parents=True)
+    for name in ("train.parquet", "validation.parquet"):
+        (folder / name).write_bytes(b"")
+    return tmp_path
+
+
+def test_seed_launch_command_resolves(plugin_manager, register_plugin, seed_data):
+    register_plugin(_SeedBackends())
     config = resolve_config(RunArgs(overrides=tuple(SEED_LAUNCH)), plugin_manager)
     assert config.data.train_data == ["$HOME/data/gsm8k/train.parquet"]
     assert config.trainer.placement.policy_num_gpus_per_node == 4
@@ -47,8 +90,10 @@ def test_seed_launch_command_resolves(plugin_manager):
     assert config.trainer.logger == "wandb" and config.trainer.run_name == "gsm8k_test"
 
 
-def test_seed_launch_command_through_cli(skyrl_cli):
-    result = skyrl_cli("config", "show", *SEED_LAUNCH)
+def test_seed_launch_command_through_cli(skyrl_cli, seed_data):
+    plugin = seed_data / "seed_backends_for_cli_test.py"
+    plugin.write_text(SEED_PLUGIN)
+    result = skyrl_cli("config", "show", "--plugin", str(plugin), *SEED_LAUNCH, env={"HOME": str(seed_data)})
     assert result.returncode == 0, result.stderr
     shown = yaml.safe_load(result.stdout)
     assert shown["trainer"]["eval_interval"] == 5 and shown["trainer"]["ckpt_interval"] == 10
@@ -139,7 +184,7 @@ def test_component_section_by_dotted_keys_and_redacted(plugin_manager, register_
         RunArgs(env="judge", overrides=("environment.judge.threshold=0.9", "environment.judge.api_key=sk-123")),
         plugin_manager,
     )
-    section = config.environment.sections["judge"]
+    section = config.environment.sections["environments"]["judge"]
     assert isinstance(section, _JudgeConfig) and section.threshold == 0.9 and section.api_key == "sk-123"
     shown = config_to_dict(config)
     assert shown["environment"]["judge"] == {"model": "judge-small", "api_key": "***", "threshold": 0.9}
@@ -150,7 +195,8 @@ def test_component_section_by_dotted_keys_and_redacted(plugin_manager, register_
         resolve_config(RunArgs(env="judge", overrides=("environment.judge.threshold=high",)), plugin_manager)
 
 
-def test_unstructure_structure_round_trip(plugin_manager):
+def test_unstructure_structure_round_trip(plugin_manager, register_plugin, seed_data):
+    register_plugin(_SeedBackends())
     config = resolve_config(RunArgs(overrides=tuple(SEED_LAUNCH)), plugin_manager)
     again = structure_config(config_to_dict(config, redact_secrets=False), plugin_manager)
     assert again == config

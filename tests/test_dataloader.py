@@ -107,11 +107,19 @@ def test_resume_with_changed_dataset_is_an_error():
         other.load_state_dict(loader.state_dict())
 
 
-def test_resume_with_changed_batch_size_is_an_error():
-    loader = PromptDataLoader(make_rows(10), batch_size=2, seed=0, epochs=1)
-    other = PromptDataLoader(make_rows(10), batch_size=5, seed=0, epochs=1)
-    with pytest.raises(DataError, match="trainer.train_batch_size changed"):
+def test_resume_with_changed_batch_size_continues_after_the_rows_seen(caplog):
+    rows = make_rows(12)
+    loader = PromptDataLoader(rows, batch_size=2, seed=0, epochs=1)
+    it = iter(loader)
+    seen = indices([next(it) for _ in range(3)])  # 6 prompts of the epoch
+    other = PromptDataLoader(rows, batch_size=3, seed=0, epochs=1)
+    with caplog.at_level("WARNING", logger="skyrl.data"):
         other.load_state_dict(loader.state_dict())
+    assert "train_batch_size changed" in caplog.text
+    rest = indices(other)
+    flat = [i for batch in seen + rest for i in batch]
+    assert flat == [rows[i].index for i in loader.epoch_order(0)]  # nothing skipped, nothing repeated
+    assert [len(b) for b in rest] == [3, 3]
 
 
 def test_batch_larger_than_dataset():

@@ -11,6 +11,7 @@ import pytest
 
 from skyrl_core import hookspecs
 from skyrl_core.config import docs as config_docs
+from skyrl_core.plugins import PluginManager
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -29,13 +30,25 @@ def hook_signature(name: str) -> str:
     return f"{name}({', '.join(inspect.signature(spec).parameters)})"
 
 
-@pytest.mark.parametrize("hook", sorted(hookspecs.REGISTRATION_HOOKS))
+def live_hooks() -> list[str]:
+    """Every hookspec of a live plugin manager (not a hand-kept list)."""
+    manager = PluginManager(entry_points=False)
+    return sorted(name for name, caller in vars(manager.pm.hook).items() if caller.has_spec())
+
+
+@pytest.mark.parametrize("hook", live_hooks())
 def test_every_hook_is_documented_with_its_signature(hook):
     signature = hook_signature(hook)
     assert signature in HOOKS_PAGE.read_text(), (
         f"docs/plugins/hooks.md does not document `{signature}`; add a section for it (signature, what `register` "
         f"takes, its config section, when it is called, an example)"
     )
+
+
+@pytest.mark.parametrize("kind", hookspecs.KIND_RECORDS, ids=lambda k: k.name)
+def test_hooks_page_names_each_kinds_settings_path(kind):
+    assert f"`{kind.section_path('<name>')}`" in HOOKS_PAGE.read_text(), (
+        f"docs/plugins/hooks.md does not say that {kind.name} settings live at `{kind.section_path('<name>')}`")
 
 
 def test_config_reference_is_up_to_date():

@@ -46,6 +46,13 @@ def test_kl_k3_clamped_and_unknown():
         kl_penalty(torch.tensor([0.0]), torch.tensor([0.0]), "k4")
 
 
+def test_kl_k3_result_is_not_clamped_unlike_skyrl():
+    # logref - logp = 15: exp(15) - 15 - 1 = 3269001.37; SkyRL 0.3 compute_approx_kl would clamp it to 10.
+    out = kl_penalty(torch.tensor([0.0], dtype=T64), torch.tensor([15.0], dtype=T64), "k3")
+    assert out.item() == pytest.approx(math.exp(15.0) - 16.0)
+    assert out.item() > 10.0
+
+
 # ---------------------------------------------------------------- masked statistics
 
 

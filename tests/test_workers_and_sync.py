@@ -8,11 +8,11 @@ from e2e_helpers import run_config
 
 from skyrl_core.config.components import resolve_auto
 from skyrl_core.config.loader import config_to_dict
-from skyrl_core.trainer.batch import RolloutBatch, split_for_workers
+from skyrl_core.trainer.train_batch import TrainingBatch, split_for_workers
 from skyrl_core.workers.groups import WorkerGroup, make_placement
 
 
-def _batch(vocab: int, rows: int = 8, prompt: int = 6, response: int = 10) -> RolloutBatch:
+def _batch(vocab: int, rows: int = 8, prompt: int = 6, response: int = 10) -> TrainingBatch:
     gen = torch.Generator().manual_seed(0)
     sequences = torch.randint(3, vocab, (rows, prompt + response), generator=gen)
     attention = torch.ones_like(sequences)
@@ -22,19 +22,16 @@ def _batch(vocab: int, rows: int = 8, prompt: int = 6, response: int = 10) -> Ro
         cut = response - (i % 4)
         loss_mask[i, cut:] = 0
         attention[i, prompt + cut :] = 0
-    tensors = {
-        "sequences": sequences,
-        "attention_mask": attention,
-        "loss_mask": loss_mask,
-        "old_logprobs": -torch.rand(rows, response, generator=gen) * 6,
-        "ref_logprobs": -torch.rand(rows, response, generator=gen) * 6,
-        "advantages": torch.randn(rows, response, generator=gen) * loss_mask,
-        "rollout_logprobs": torch.zeros(rows, response),
-    }
-    return RolloutBatch(tensors=tensors, group_ids=list(range(rows)), output=None)
+    return TrainingBatch(
+        sequences=sequences, attention_mask=attention, loss_mask=loss_mask,
+        old_logprobs=-torch.rand(rows, response, generator=gen) * 6,
+        ref_logprobs=-torch.rand(rows, response, generator=gen) * 6,
+        advantages=torch.randn(rows, response, generator=gen) * loss_mask,
+        rollout_logprobs=torch.zeros(rows, response),
+    )
 
 
-def _grads(pm, model, tmp_path, *, world: int, micro: int, reduction: str):
+def _grads(pm, model, tmp_path, *, world: int, micro: int, reduction: str, on_policy: bool = False):
     config = run_config(pm, model, tmp_path / f"w{world}m{micro}", f"trainer.micro_train_batch_size_per_gpu={micro}",
                         f"trainer.placement.policy_num_gpus_per_node={world}",
                         f"trainer.algorithm.loss_reduction={reduction}")
@@ -42,8 +39,9 @@ def _grads(pm, model, tmp_path, *, world: int, micro: int, reduction: str):
     group = WorkerGroup(role="policy", config=config, config_dict=config_to_dict(config, redact_secrets=False),
                         world_size=world, placement=make_placement(config, world), num_threads=1)
     try:
-        shards = split_for_workers(_batch(512), world_size=world, rows_per_mini_batch=8, max_seq_len=16)
-        group.run_each("accumulate_policy_grads", [(data, specs[0]) for data, specs in shards])
+        requests = split_for_workers(_batch(512), dp_size=world, rows_per_mini_batch=8, max_seq_len=16,
+                                     on_policy=on_policy)
+        group.run_data_parallel("accumulate_policy_grads", [(r,) for r in requests])
         return group.run("grads")
     finally:
         import ray
@@ -82,11 +80,12 @@ def test_weight_sync_makes_engine_weights_equal_policy_weights(ray_local, plugin
     try:
         driver = WeightSyncDriver(config, actors)
         before = ray.get(actors.engines[0].state_dict.remote())
-        shards = split_for_workers(_batch(512), world_size=1, rows_per_mini_batch=8, max_seq_len=16)
-        actors.policy.run_each("train_policy", shards)
+        requests = split_for_workers(_batch(512), dp_size=1, rows_per_mini_batch=8, max_seq_len=16)
+        actors.policy.run_data_parallel("train_policy", [(r,) for r in requests])
         policy = actors.policy.run("state_dict")[0]
         assert any(not torch.equal(policy[k], before[k]) for k in policy), "training did not change the weights"
-        driver.sync()
+        metrics = driver.sync()
+        assert metrics["weight_sync/probe_gap"] < 1e-3
         for engine in actors.engines:
             synced = ray.get(engine.state_dict.remote())
             assert set(synced) == set(policy)
@@ -103,11 +102,35 @@ def test_explicit_backend_that_is_not_installed_exits_2(skyrl_cli, tiny_model_pa
     assert "skyrl-vllm" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_buckets_group_same_dtype_runs_within_the_limit():
-    from skyrl_core.weight_sync.collective import buckets
+def test_on_policy_shortcut_gives_the_same_gradients_as_explicit_old_logprobs(ray_local, plugin_manager,
+                                                                              tiny_model_path, tmp_path):
+    """On the first mini-batch the policy that trains is the one that sampled: the detached training forward
+    (``on_policy=True``) and a separate old-log-prob pass give the same ratio (1), so the same gradients."""
+    import ray
 
-    specs = [("a", (4,), "torch.float32"), ("b", (2, 2), "torch.float32"), ("c", (8,), "torch.float32"),
-             ("d", (3,), "torch.bfloat16"), ("e", (100,), "torch.float32")]
-    # a+b = 32 bytes fit in 40; c (32 bytes) would exceed it; d changes dtype; e (400 bytes) is alone
-    assert buckets(specs, 40) == [[0, 1], [2], [3], [4]]
-    assert buckets(specs, 1e9) == [[0, 1, 2], [3], [4]]
+    config = run_config(plugin_manager, tiny_model_path, tmp_path / "run", "trainer.micro_train_batch_size_per_gpu=2")
+    resolve_auto(config, plugin_manager)
+    results = {}
+    for on_policy in (False, True):
+        group = WorkerGroup(role="policy", config=config, config_dict=config_to_dict(config, redact_secrets=False),
+                            world_size=1, placement=make_placement(config, 1), num_threads=1)
+        try:
+            batch = _batch(512)
+            batch.old_logprobs = None if on_policy else group.run("compute_logprobs", batch.forward_inputs())[0]
+            requests = split_for_workers(batch, dp_size=1, rows_per_mini_batch=8, max_seq_len=16,
+                                         on_policy=on_policy)
+            group.run_data_parallel("accumulate_policy_grads", [(r,) for r in requests])
+            (results[on_policy],) = group.run("grads")
+        finally:
+            for actor in group.actors:
+                ray.kill(actor)
+    assert results[True] and results[True].keys() == results[False].keys()
+    for name, grad in results[False].items():
+        torch.testing.assert_close(results[True][name], grad, atol=1e-6, rtol=1e-5)
+
+
+def test_dtype_runs_split_a_chunk_into_one_buffer_per_dtype():
+    from skyrl_core.weight_sync.collective import dtype_runs
+
+    assert dtype_runs(["float32", "float32", "bfloat16", "float32"]) == [(0, 2), (2, 3), (3, 4)]
+    assert dtype_runs([]) == []

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import attrs
 import pluggy
 
 PROJECT_NAME = "skyrl"
@@ -78,7 +79,7 @@ def register_datasets(register: Register) -> None:
     :param register: ``register(name, builder, *, config_cls=None, description=None)``. ``builder`` is a
         :class:`skyrl_core.data.DatasetBuilder`: it writes ``train`` and ``validation`` files in skyrl's dataset
         format into a folder and declares its command-line options. Register it under the env's name so that
-        ``--env NAME`` finds it.
+        ``--env NAME`` finds it. ``config_cls`` becomes ``data.<name>``.
 
     Example::
 
@@ -97,7 +98,8 @@ def register_advantage_estimators(register: Register) -> None:
     :param register: ``register(name, fn, *, config_cls=None, description=None)`` where ``fn`` is called with
         keyword arguments ``fn(*, token_level_rewards, response_mask, index, values, config, **kw) ->
         (advantages, returns)``; tensors are ``[batch, response_tokens]``, ``index`` holds each row's group id and
-        ``config`` is ``trainer.algorithm``. ``config_cls`` becomes the section ``trainer.algorithm.<name>``.
+        ``config`` is ``trainer.algorithm``. ``config_cls`` becomes the section
+        ``trainer.algorithm.estimators.<name>``.
 
     Example::
 
@@ -135,13 +137,13 @@ def register_algorithms(register: Register) -> None:
     :param register: ``register(name, preset, *, config_cls=None, description=None)`` where ``preset`` is a
         :class:`skyrl_core.algorithms.AlgorithmPreset`: config defaults (dotted keys) applied after skyrl's
         defaults and before the user's, plus optional batch hooks run on each generated batch (step 3 of the data
-        flow). ``config_cls`` becomes ``trainer.algorithm.<name>``.
+        flow). ``config_cls`` becomes ``trainer.algorithm.presets.<name>``.
 
     Example::
 
         @hookimpl
         def register_algorithms(register):
-            register("dapo", AlgorithmPreset(defaults={"trainer.algorithm.eps_clip_high": 0.28}))
+            register("cliphigh", AlgorithmPreset(defaults={"trainer.algorithm.eps_clip_high": 0.28}))
     """
 
 
@@ -170,7 +172,7 @@ def register_generators(register: Register) -> None:
 
     :param register: ``register(name, generator_cls, *, config_cls=None, description=None)`` where
         ``generator_cls`` implements :class:`skyrl_core.generator.Generator`. ``config_cls`` becomes
-        ``generator.<name>``.
+        ``generator.loops.<name>``.
 
     Example::
 
@@ -205,8 +207,9 @@ def register_weight_sync_backends(register: Register) -> None:
     Called when the ``weight_sync_backends`` registry is first used (driver, policy rank 0, engine actors).
 
     :param register: ``register(name, backend_cls, *, config_cls=None, description=None)`` where
-        ``backend_cls`` implements :class:`skyrl_core.weight_sync.WeightSyncBackend`. ``config_cls`` becomes
-        ``generator.<name>``.
+        ``backend_cls`` is a :class:`skyrl_core.weight_sync.base.WeightTransport` subclass (class attributes
+        ``device_types`` and ``same_device_ok`` tell ``generator.weight_sync_backend=auto`` where it works).
+        ``config_cls`` becomes ``generator.weight_sync.<name>``.
 
     Example::
 
@@ -223,7 +226,7 @@ def register_loggers(register: Register) -> None:
     Called when the ``loggers`` registry is first used (driver).
 
     :param register: ``register(name, logger_cls, *, config_cls=None, description=None)`` where ``logger_cls``
-        implements :class:`skyrl_core.loggers.Logger`. ``config_cls`` becomes ``trainer.<name>``.
+        implements :class:`skyrl_core.loggers.Logger`. ``config_cls`` becomes ``trainer.loggers.<name>``.
 
     Example::
 
@@ -233,20 +236,109 @@ def register_loggers(register: Register) -> None:
     """
 
 
-#: Hook name -> registry kind. A kind is the hook's name without ``register_``.
-REGISTRATION_HOOKS: dict[str, str] = {
-    name: name.removeprefix("register_")
-    for name in (
-        "register_environments",
-        "register_datasets",
-        "register_advantage_estimators",
-        "register_policy_losses",
-        "register_algorithms",
-        "register_inference_backends",
-        "register_generators",
-        "register_strategies",
-        "register_weight_sync_backends",
-        "register_loggers",
-    )
-}
-KINDS: tuple[str, ...] = tuple(REGISTRATION_HOOKS.values())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The kinds: one record per registration hook. Registry labels, "pip install" hints, config sections and
+# selectors, the base-class check and the ``skyrl plugins`` listing are all derived from these records.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Kind:
+    """Everything skyrl knows about one kind of registered component.
+
+    :param name: the registry kind, the hook's name without ``register_`` (``environments``).
+    :param label: how one component of the kind is named in messages (``environment``).
+    :param selector: the dotted config key that selects a component by name, or ``None`` (datasets follow the env).
+    :param section_parent: the dotted config path under which the kind's config sections live.
+    :param section_key: a sub-key of ``section_parent`` holding the sections, or ``None`` when they sit directly
+        under it (each parent has at most one such kind). The section of ``NAME`` is :meth:`section_path`.
+    :param base: ``"module:Class"`` the registered object must be (``shape="instance"``) or subclass
+        (``shape="class"``); ``None`` with ``shape="function"``: any callable.
+    :param constructor: how skyrl calls the registered object, for messages and docs.
+    :param package_pattern: the naming convention of the distributions providing more of this kind
+        (``skyrl-env-{name}``): an unknown ``NAME`` says ``pip install`` that name.
+    :param packages: skyrl's own plugin distributions providing this kind (hint when there is no pattern).
+    """
+
+    name: str
+    label: str
+    selector: str | None
+    section_parent: str
+    section_key: str | None
+    shape: str
+    base: str | None
+    constructor: str
+    package_pattern: str | None = None
+    packages: tuple[str, ...] = ()
+
+    @property
+    def hook(self) -> str:
+        return f"register_{self.name}"
+
+    @property
+    def sections_path(self) -> str:
+        """Where this kind's sections live (``trainer.algorithm.estimators``)."""
+        return ".".join(p for p in (self.section_parent, self.section_key) if p)
+
+    def section_path(self, name: str) -> str:
+        return f"{self.sections_path}.{name}"
+
+    def install_hint(self, name: str | None = None) -> str | None:
+        """``pip install ...`` for ``name`` (or for more of the kind), by naming convention; ``None``: no advice."""
+        if self.package_pattern is not None:
+            package = self.package_pattern.format(name=(name or "<name>").replace("_", "-"))
+            return f"pip install {package}"
+        if not self.packages:
+            return None
+        stem = f"skyrl-{(name or '').rstrip('0123456789').replace('_', '-')}"
+        if stem in self.packages:
+            return f"pip install {stem}"
+        return "pip install " + " or ".join(self.packages)
+
+
+KIND_RECORDS: tuple[Kind, ...] = (
+    Kind(name="environments", label="environment", selector="environment.env_class", section_parent="environment",
+         section_key=None, shape="class", base="skyrl_core.env.base:BaseTextEnv",
+         constructor="env_cls(env_config=SECTION, extras=ROW_EXTRAS)", package_pattern="skyrl-env-{name}"),
+    Kind(name="datasets", label="dataset", selector=None, section_parent="data", section_key=None,
+         shape="instance", base="skyrl_core.data.builder:DatasetBuilder",
+         constructor="builder.build(folder, SECTION)", package_pattern="skyrl-env-{name}"),
+    Kind(name="advantage_estimators", label="advantage estimator",
+         selector="trainer.algorithm.advantage_estimator", section_parent="trainer.algorithm",
+         section_key="estimators", shape="function", base=None,
+         constructor="fn(*, token_level_rewards, response_mask, index, values, config, **kw)"),
+    Kind(name="policy_losses", label="policy loss", selector="trainer.algorithm.policy_loss_type",
+         section_parent="trainer.algorithm", section_key=None, shape="function", base=None,
+         constructor="fn(*, log_probs, old_log_probs, advantages, loss_mask, config, **kw)"),
+    Kind(name="algorithms", label="algorithm", selector="trainer.algorithm.preset",
+         section_parent="trainer.algorithm", section_key="presets", shape="instance",
+         base="skyrl_core.algorithms.preset:AlgorithmPreset", constructor="preset.defaults, preset batch hooks",
+         package_pattern="skyrl-algo-{name}"),
+    Kind(name="inference_backends", label="inference backend", selector="generator.backend",
+         section_parent="generator", section_key=None, shape="class",
+         base="skyrl_core.inference.base:InferenceEngine",
+         constructor="engine_cls(config=SECTION, model_path=, dtype=, seed=, tensor_parallel_size=, ...)",
+         packages=("skyrl-vllm", "skyrl-sglang")),
+    Kind(name="generators", label="generator", selector="generator.name", section_parent="generator",
+         section_key="loops", shape="class", base="skyrl_core.generator.types:Generator",
+         constructor="generator_cls(config=SECTION, run_config=, tokenizer=, engine_client=, plugin_manager=)"),
+    Kind(name="strategies", label="strategy", selector="trainer.strategy", section_parent="trainer",
+         section_key=None, shape="class", base="skyrl_core.strategy.base:Strategy",
+         constructor="strategy_cls(config=SECTION, run_config=)", packages=("skyrl-fsdp", "skyrl-deepspeed")),
+    Kind(name="weight_sync_backends", label="weight-sync backend", selector="generator.weight_sync_backend",
+         section_parent="generator", section_key="weight_sync", shape="class",
+         base="skyrl_core.weight_sync.base:WeightTransport",
+         constructor="sender_cls(config=SECTION, init_info=) / receiver_cls(config=SECTION, init_info=, rank=)",
+         packages=("skyrl-vllm",)),
+    Kind(name="loggers", label="logger", selector="trainer.logger", section_parent="trainer", section_key="loggers",
+         shape="class", base="skyrl_core.loggers.base:Logger",
+         constructor="logger_cls(run_dir=, project_name=, run_name=, config=, section=SECTION)"),
+)
+
+#: Kind name -> record.
+KIND_BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KIND_RECORDS}
+#: Hook name -> registry kind.
+REGISTRATION_HOOKS: dict[str, str] = {kind.hook: kind.name for kind in KIND_RECORDS}
+KINDS: tuple[str, ...] = tuple(KIND_BY_NAME)

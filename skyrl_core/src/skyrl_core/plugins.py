@@ -186,44 +186,29 @@ class PluginManager:
         return self._registries[kind]
 
     def _build(self, kind: str) -> Registry:
-        hook_name = f"register_{kind}"
+        hook_name = hookspecs.KIND_BY_NAME[kind].hook
         registry = Registry(kind, load_failures=[m for _, m in self.failures])
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-            info = self.plugins.get(impl.plugin_name) or PluginInfo(impl.plugin_name, impl.plugin_name, "?", "object")
-            others = [p for p in self.pm.get_plugins() if p is not impl.plugin]
+        plugin_names = dict.fromkeys(impl.plugin_name for impl in getattr(self.pm.hook, hook_name).get_hookimpls())
+        for plugin_name in plugin_names:  # once per plugin, even if it has several impls (decorated functions)
+            plugin = self.pm.get_plugin(plugin_name)
+            info = self.plugins.get(plugin_name) or PluginInfo(plugin_name, plugin_name, "?", "object")
+            others = [p for p in self.pm.get_plugins() if p is not plugin]
             caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
             caller(register=self._register_callback(registry, info))
-        self._add_decorated(registry)
         return registry
-
-    def _add_decorated(self, registry: Registry) -> None:
-        """Functions registered with ``@register_advantage_estimator`` / ``@register_policy_loss``."""
-        from skyrl_core.algorithms.decorators import DECORATED
-
-        files = {Path(i.distribution).stem: i for i in self.plugins.values() if i.entry_point.startswith("file:")}
-        for kind, name, fn, module in DECORATED:
-            if kind != registry.kind:
-                continue
-            info = files.get(module) or PluginInfo(f"module:{module}", module, "module", f"module:{module}")
-            register = self._register_callback(registry, info)
-            register(name, fn, config_cls=getattr(fn, "__skyrl_config_cls__", None), description=fn.__doc__)
-
-    def invalidate(self) -> None:
-        """Forget the built registries (they are rebuilt on next use)."""
-        self._registries.clear()
 
     @staticmethod
     def _register_callback(registry: Registry, info: PluginInfo) -> hookspecs.Register:
-        kind = registry.kind
+        kind, label = registry.kind, registry.label
 
         def register(
             name: str, obj: Any, *, config_cls: type | None = None, description: str | None = None
         ) -> None:
             if not isinstance(name, str) or not name:
-                raise UserError(f"plugin {info.label()} registered a {kind} with an invalid name {name!r}")
+                raise UserError(f"plugin {info.label()} registered a {label} with an invalid name {name!r}")
             if config_cls is not None and not attrs.has(config_cls):
                 raise UserError(
-                    f"plugin {info.label()} registered {kind} '{name}' with config_cls {config_cls!r}, "
+                    f"plugin {info.label()} registered {label} '{name}' with config_cls {config_cls!r}, "
                     "which is not an attrs class; decorate it with @attrs.define(kw_only=True)"
                 )
             registry.add(Registration(kind, name, obj, info, config_cls, description))

@@ -10,31 +10,15 @@ from typing import Any
 import attrs
 
 from skyrl_core.errors import DuplicateNameError, PluginLoadError, UnknownNameError
+from skyrl_core.hookspecs import KIND_BY_NAME, Kind
 
 _UNLOADED = object()
 
-#: How each kind is named in messages.
-KIND_LABELS = {
-    "environments": "environment",
-    "datasets": "dataset",
-    "advantage_estimators": "advantage estimator",
-    "policy_losses": "policy loss",
-    "algorithms": "algorithm",
-    "inference_backends": "inference backend",
-    "generators": "generator",
-    "strategies": "strategy",
-    "weight_sync_backends": "weight-sync backend",
-    "loggers": "logger",
-}
 
-#: Where to find more of a kind, shown with unknown names.
-KIND_HINTS = {
-    "environments": "pip install skyrl-env-<name>",
-    "datasets": "pip install skyrl-env-<name>",
-    "algorithms": "pip install skyrl-algo-<name>",
-    "inference_backends": "pip install skyrl-vllm or skyrl-sglang",
-    "strategies": "pip install skyrl-fsdp or skyrl-deepspeed",
-}
+def label_of(kind: str) -> str:
+    """How one component of ``kind`` is named in messages (``environment``)."""
+    record = KIND_BY_NAME.get(kind)
+    return record.label if record else kind
 
 
 @attrs.frozen
@@ -73,22 +57,52 @@ class Registration:
 
     @property
     def obj(self) -> Any:
-        if not self.is_lazy:
-            return self.target
+        """The registered object (imported on first use when lazy), checked against its kind's base class."""
         if self._loaded is _UNLOADED:
-            module_name, _, attribute = self.target.partition(":")
-            try:
-                value: Any = importlib.import_module(module_name)
-                for part in attribute.split("."):
-                    value = getattr(value, part)
-            except Exception as exc:  # noqa: BLE001 - any failure of a plugin's import is reported the same way
+            value = self._import() if self.is_lazy else self.target
+            problem = shape_problem(KIND_BY_NAME.get(self.kind), value)
+            if problem:
                 raise PluginLoadError(
-                    f"{KIND_LABELS.get(self.kind, self.kind)} '{self.name}' of {self.plugin.label()} "
-                    f"({self.plugin.entry_point}) could not be loaded from '{self.target}': "
-                    f"{type(exc).__name__}: {exc}. Reinstall {self.plugin.distribution} or fix its dependencies."
-                ) from exc
+                    f"{label_of(self.kind)} '{self.name}' of {self.plugin.label()} ({self.plugin.entry_point}) "
+                    f"{problem}. Fix the plugin's registration, or exclude it with SKYRL_LOAD_PLUGINS."
+                )
             self._loaded = value
         return self._loaded
+
+    def _import(self) -> Any:
+        module_name, _, attribute = self.target.partition(":")
+        try:
+            value: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                value = getattr(value, part)
+        except Exception as exc:  # noqa: BLE001 - any failure of a plugin's import is reported the same way
+            raise PluginLoadError(
+                f"{label_of(self.kind)} '{self.name}' of {self.plugin.label()} "
+                f"({self.plugin.entry_point}) could not be loaded from '{self.target}': "
+                f"{type(exc).__name__}: {exc}. Reinstall {self.plugin.distribution} or fix its dependencies."
+            ) from exc
+        return value
+
+
+def _import_base(path: str) -> type:
+    module_name, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def shape_problem(kind: Kind | None, value: Any) -> str | None:
+    """Why ``value`` is not what its kind expects (``None`` when it is): a subclass, an instance or a callable."""
+    if kind is None:
+        return None
+    if kind.shape == "function":
+        return None if callable(value) else f"is {value!r}, not a function"
+    base = _import_base(kind.base) if kind.base else object
+    if kind.shape == "class":
+        if isinstance(value, type) and issubclass(value, base):
+            return None
+        return f"is {value!r}, not a subclass of {base.__module__}.{base.__qualname__}"
+    if isinstance(value, base):
+        return None
+    return f"is {value!r}, not an instance of {base.__module__}.{base.__qualname__}"
 
 
 def did_you_mean(name: str, candidates: list[str] | tuple[str, ...]) -> str | None:
@@ -107,7 +121,7 @@ class Registry(Mapping[str, Any]):
 
     @property
     def label(self) -> str:
-        return KIND_LABELS.get(self.kind, self.kind)
+        return label_of(self.kind)
 
     def add(self, registration: Registration) -> None:
         existing = self._entries.get(registration.name)
@@ -128,19 +142,19 @@ class Registry(Mapping[str, Any]):
             raise self.unknown(name) from None
 
     def unknown(self, name: str) -> UnknownNameError:
+        """``unknown <label> 'NAME'[; did you mean ...?]. Available: ... (more: pip install ...)``."""
         available = sorted(self._entries)
-        parts = [f"unknown {self.label} '{name}'"]
+        head = f"unknown {self.label} '{name}'"
         suggestion = did_you_mean(name, available)
-        if suggestion:
-            parts[0] += f"; did you mean '{suggestion}'?"
-        parts.append(f"Available: {', '.join(available) if available else '(none)'}")
-        hint = KIND_HINTS.get(self.kind)
+        head += f"; did you mean '{suggestion}'?" if suggestion else "."
+        head += f" Available: {', '.join(available) if available else '(none)'}"
+        record = KIND_BY_NAME.get(self.kind)
+        hint = record.install_hint(name) if record else None
         if hint:
-            parts[-1] += f" (more: {hint})"
-        for failure in self._load_failures:
-            parts.append(f"Note: {failure}")
-        head = parts[0] + ("" if parts[0].endswith("?") else ".") + " " + parts[1]
-        return UnknownNameError(head + ("\n" + "\n".join(parts[2:]) if parts[2:] else ""))
+            specific = hint != record.install_hint()
+            head += f" (to install '{name}': {hint})" if specific else f" (more: {hint})"
+        notes = [f"Note: {failure}" for failure in self._load_failures]
+        return UnknownNameError("\n".join([head, *notes]))
 
     def __getitem__(self, name: str) -> Any:
         return self.entry(name).obj

@@ -35,6 +35,7 @@ __all__ = [
     "gae",
     "grpo",
     "reinforce_plus_plus",
+    "reinforce_plus_plus_baseline",
     "rloo",
 ]
 
@@ -60,8 +61,10 @@ def _groups(ids: Sequence[Hashable]) -> dict[Hashable, list[int]]:
     return groups
 
 
-def _scores(token_level_rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (token_level_rewards * mask).sum(dim=-1)
+def _scores(token_level_rewards: torch.Tensor) -> torch.Tensor:
+    """A row's reward: the sum of its token rewards, whether or not its tokens are trained (as SkyRL and veRL
+    do), so a response whose loss is masked (e.g. cut by the length limit) still counts in its group's baseline."""
+    return token_level_rewards.sum(dim=-1)
 
 
 def grpo(
@@ -82,7 +85,7 @@ def grpo(
     ``A_i`` is broadcast over the row's tokens and multiplied by the mask; ``returns = advantages``.
     """
     mask = response_mask.to(token_level_rewards.dtype)
-    scores = _scores(token_level_rewards, mask)
+    scores = _scores(token_level_rewards)
     norm_by_std = bool(_cfg(config, "grpo_norm_by_std", True))
     out = torch.zeros_like(scores)
     for rows in _groups(_group_ids(index, scores.shape[0])).values():
@@ -109,11 +112,11 @@ def rloo(
     """RLOO, REINFORCE leave-one-out (Ahmadian et al. 2024; Kool et al. 2019; SkyRL ``compute_rloo...``).
 
     ``A_i = s_i - mean_{j != i} s_j = (s_i - mean_g) * n / (n - 1)`` for a group of n >= 2.
-    Deviation: a group of size 1 gets advantage 0 (no baseline exists; SkyRL/verl leave the raw score).
+    A group of size 1 gets advantage 0 (no baseline exists), as SkyRL 0.3 does (verl leaves the raw score).
     Broadcast over tokens times the mask; ``returns = advantages``.
     """
     mask = response_mask.to(token_level_rewards.dtype)
-    scores = _scores(token_level_rewards, mask)
+    scores = _scores(token_level_rewards)
     out = torch.zeros_like(scores)
     for rows in _groups(_group_ids(index, scores.shape[0])).values():
         n = len(rows)
@@ -153,16 +156,49 @@ def reinforce_plus_plus(
     config: Any = None,
     **kw: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """REINFORCE++ (Hu 2025, "REINFORCE++"; SkyRL ``compute_reinforce_plus_plus_outcome_advantage``).
+    """REINFORCE++ (Hu 2025, "REINFORCE++", arXiv:2501.03262; SkyRL ``compute_reinforce_plus_plus_outcome_advantage``).
 
     ``G = discounted_returns(r, mask, config.gamma)`` (see :func:`discounted_returns`), then the advantage is
     ``G`` whitened over all valid tokens of the batch: ``(G - mean) / sqrt(var + 1e-8)`` (unbiased var,
     :func:`~skyrl_core.algorithms.reduction.masked_whiten`). ``returns = G`` (un-whitened). ``index`` is unused.
+    With trailing padding only (single-turn rows, EOS then padding) this equals SkyRL. Deviation on purpose: in
+    multi-turn rows the observation tokens (mask 0 between turns) are skipped, so a later turn's reward reaches
+    the earlier turns undiscounted by the observation's length; SkyRL resets the running return at every mask-0
+    token, so earlier turns never see later rewards.
     """
     gamma = float(_cfg(config, "gamma", 1.0))
     returns = discounted_returns(token_level_rewards, response_mask, gamma)
     adv = masked_whiten(returns, response_mask)
     return adv, returns
+
+
+def reinforce_plus_plus_baseline(
+    *,
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: Any,
+    values: torch.Tensor | None = None,
+    config: Any = None,
+    **kw: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """REINFORCE++ with a group-mean baseline (Hu 2025, arXiv:2501.03262, "REINFORCE++-baseline"; verl
+    ``compute_reinforce_plus_plus_baseline_outcome_advantage``).
+
+    ``s_i = sum_t r_it`` (masked); ``b_g`` = mean of ``s`` over the row's group (0 for a group of one);
+    ``A_it = s_i - b_g`` on every valid token, then whitened over all valid tokens of the batch
+    (:func:`~skyrl_core.algorithms.reduction.masked_whiten`): the group baseline removes the prompt's
+    difficulty, the batch normalisation (instead of GRPO's per-group std) keeps the scale stable.
+    ``returns = advantages`` (as verl). Outcome rewards only: there is no discounting, ``gamma`` is unused.
+    """
+    mask = response_mask.to(token_level_rewards.dtype)
+    scores = _scores(token_level_rewards)
+    centred = torch.zeros_like(scores)
+    for rows in _groups(_group_ids(index, scores.shape[0])).values():
+        idx = torch.tensor(rows, device=scores.device)
+        s = scores[idx]
+        centred[idx] = s if len(rows) == 1 else s - s.mean()
+    adv = masked_whiten(centred.unsqueeze(-1) * mask, mask)
+    return adv, adv
 
 
 def compute_gae(
@@ -177,7 +213,10 @@ def compute_gae(
     Backward over the valid tokens of each row (mask-0 tokens are skipped and get 0):
     ``delta_t = r_t + gamma * V_{t'} - V_t`` and ``A_t = delta_t + gamma * lambd * A_{t'}``, where ``t'`` is
     the next valid token and ``V_{t'} = A_{t'} = 0`` beyond the last valid token.
-    Returns ``(A, A + V)`` both masked. Matches verl's masked ``compute_gae_advantage_return``.
+    Returns ``(A, A + V)`` both masked. With trailing padding only (rewards and values 0 there) this equals
+    SkyRL's ``compute_gae_advantage_return`` on the valid tokens. Deviation on purpose: mask-0 tokens inside a row
+    (observation tokens of a multi-turn row) are skipped, so the recursion jumps from a turn's last token to
+    the next turn's first token; SkyRL counts them as ordinary steps (their values and one discount each).
     """
     mask = response_mask.to(token_level_rewards.dtype)
     valid = mask > 0
@@ -223,4 +262,5 @@ ADVANTAGE_ESTIMATORS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]
     "gae": gae,
     "rloo": rloo,
     "reinforce++": reinforce_plus_plus,
+    "reinforce++_baseline": reinforce_plus_plus_baseline,
 }

@@ -6,43 +6,59 @@
     def median_baseline(*, token_level_rewards, response_mask, index, values, config, **kw):
         ...
 
-The function is registered when its module is imported; Ray workers import the same file by module name (it is
-listed in ``SKYRL_PLUGIN_FILES``), so nothing is pickled.
+The decorator gives the function's module a ``register_advantage_estimators`` hook implementation (under a private
+attribute name, so the module may still define its own hooks) that registers every function decorated in it. The
+function is therefore registered through the same hook as any plugin's, when its module is registered as a plugin:
+a ``--plugin`` file, or the module an entry point of group ``skyrl`` names. Ray workers import the same file by
+module name (it is listed in ``SKYRL_PLUGIN_FILES``), so nothing is pickled.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import pluggy
+
+from skyrl_core.hookspecs import KIND_BY_NAME, PROJECT_NAME
+
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: (kind, name, function, module) in registration order.
-DECORATED: list[tuple[str, str, Callable[..., Any], str]] = []
+_hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+def _module_hook(module_name: str, kind: str) -> Callable[..., None]:
+    """The hook implementation of ``kind`` that ``module_name`` carries for its decorated functions."""
+    module = sys.modules[module_name]
+    attribute = f"_skyrl_decorated_{kind}"
+    impl = getattr(module, attribute, None)
+    if impl is None:
+        decorated: list[tuple[str, Callable[..., Any], type | None]] = []
+
+        def impl(register: Any) -> None:
+            for name, fn, config_cls in decorated:
+                register(name, fn, config_cls=config_cls, description=fn.__doc__)
+
+        impl.decorated = decorated  # type: ignore[attr-defined]
+        setattr(module, attribute, _hookimpl(specname=KIND_BY_NAME[kind].hook)(impl))
+    return impl
 
 
 def _decorator(kind: str, name: str, config_cls: type | None) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
-        DECORATED.append((kind, name, fn, fn.__module__))
-        if config_cls is not None:
-            fn.__skyrl_config_cls__ = config_cls  # type: ignore[attr-defined]
-        _invalidate_registries()
+        _module_hook(fn.__module__, kind).decorated.append((name, fn, config_cls))  # type: ignore[attr-defined]
         return fn
 
     return wrap
 
 
-def _invalidate_registries() -> None:
-    from skyrl_core.plugins import get_plugin_manager
-
-    get_plugin_manager().invalidate()
-
-
 def register_advantage_estimator(name: str, *, config_cls: type | None = None) -> Callable[[F], F]:
-    """Register the decorated function as advantage estimator ``name``."""
+    """Register the decorated function as advantage estimator ``name`` (its section:
+    ``trainer.algorithm.estimators.<name>``)."""
     return _decorator("advantage_estimators", name, config_cls)
 
 
 def register_policy_loss(name: str, *, config_cls: type | None = None) -> Callable[[F], F]:
-    """Register the decorated function as policy loss ``name``."""
+    """Register the decorated function as policy loss ``name`` (its section: ``trainer.algorithm.<name>``)."""
     return _decorator("policy_losses", name, config_cls)

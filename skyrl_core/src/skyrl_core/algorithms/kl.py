@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import torch
 
+from skyrl_core.algorithms.names import KL_ESTIMATORS  # noqa: F401 - re-exported
 from skyrl_core.errors import UserError
 
 __all__ = ["KL_ESTIMATORS", "kl_penalty"]
 
-KL_ESTIMATORS: tuple[str, ...] = ("k1", "k2", "k3", "abs")
 
 _LOG_RATIO_CLAMP = 20.0
 
@@ -27,8 +27,9 @@ def kl_penalty(log_probs: torch.Tensor, ref_log_probs: torch.Tensor, estimator: 
     * ``"k1"``:  ``d`` (unbiased, high variance, can be negative)
     * ``"k2"``:  ``0.5 * d^2`` (biased, low variance)
     * ``"k3"``:  ``exp(-d) - (-d) - 1`` = ``exp(logref - logp) - (logref - logp) - 1`` (unbiased, >= 0).
-      The log-ratio ``logref - logp`` is clamped to ``[-20, 20]`` before ``exp`` (SkyRL / verl clamp the
-      log-ratio similarly, then also clamp the result to [-10, 10]; we do not clamp the result).
+      The log-ratio ``logref - logp`` is clamped to ``[-20, 20]`` before ``exp``, as SkyRL does. Deviation on
+      purpose: SkyRL also clamps the result to ``[-10, 10]``; we do not, so a token far from the reference keeps
+      its full penalty (and its gradient) instead of a flat 10.
     * ``"abs"``: ``|d|``
     """
     if estimator not in KL_ESTIMATORS:

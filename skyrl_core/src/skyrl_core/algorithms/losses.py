@@ -11,11 +11,12 @@ mask-1 tokens of this micro-batch.
 
 ``config`` attributes (missing ones take the default): ``eps_clip_low`` (0.2), ``eps_clip_high`` (0.2),
 ``clip_ratio_c`` (3.0), ``cispo.cispo_eps_clip_low`` (0.0), ``cispo.cispo_eps_clip_high`` (5.0),
-``loss_reduction`` (unused here), and optionally ``use_tis`` (False) / ``tis_imp_ratio_cap`` (2.0) for
-truncated importance sampling against the inference engine's ``rollout_log_probs`` (see :func:`_apply_tis`).
+``sapo.tau_pos`` (1.0), ``sapo.tau_neg`` (1.05). ``rollout_log_probs`` (the inference engine's log-probs) is
+accepted and unused here: the correction for the engine/trainer gap is one separate step for every loss, see
+:func:`skyrl_core.algorithms.off_policy.off_policy_correction`.
 
-The importance ratio is ``r = exp(clamp(logp - logp_old, -20, 20))`` everywhere (SkyRL has no clamp for
-PPO; we clamp to keep ``exp`` finite).
+The importance ratio is ``r = exp(clamp(logp - logp_old, -20, 20))`` everywhere, as SkyRL 0.3 does for PPO,
+CISPO and SAPO (GSPO differs, see :func:`gspo`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from skyrl_core.errors import UserError
 
 from .reduction import masked_mean
 
-__all__ = ["POLICY_LOSSES", "cispo", "dual_clip", "gspo", "importance_ratio", "regular"]
+__all__ = ["POLICY_LOSSES", "cispo", "dual_clip", "gspo", "importance_ratio", "regular", "sapo"]
 
 _LOG_RATIO_CLAMP = 20.0
 
@@ -56,24 +57,6 @@ def _ppo_clip(ratio: torch.Tensor, advantages: torch.Tensor, config: Any) -> tup
     return -torch.minimum(surr1, surr2), surr2 < surr1
 
 
-def _apply_tis(
-    token_losses: torch.Tensor,
-    old_log_probs: torch.Tensor,
-    rollout_log_probs: torch.Tensor | None,
-    config: Any,
-) -> torch.Tensor:
-    """Optional truncated importance sampling (Yao et al. 2025, "Your efficient RL framework secretly brings
-    you off-policy RL training"; SkyRL ``use_tis``): when ``config.use_tis`` is true and
-    ``rollout_log_probs`` is given, multiply by ``sg(min(exp(logp_old - logp_rollout), tis_imp_ratio_cap))``
-    to correct for the inference engine sampling from a slightly different distribution. Off by default.
-    """
-    if rollout_log_probs is None or not bool(_cfg(config, "use_tis", False)):
-        return token_losses
-    cap = float(_cfg(config, "tis_imp_ratio_cap", 2.0))
-    weight = torch.clamp(importance_ratio(old_log_probs - rollout_log_probs), max=cap).detach()
-    return token_losses * weight
-
-
 def regular(
     *,
     log_probs: torch.Tensor,
@@ -84,7 +67,7 @@ def regular(
     rollout_log_probs: torch.Tensor | None = None,
     **kw: Any,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """PPO clipped surrogate (Schulman et al. 2017) with DAPO's asymmetric clip-higher (Yu et al. 2025).
+    """PPO clipped surrogate (Schulman et al. 2017) with an asymmetric clip-higher (Yu et al. 2025).
 
     ``loss_t = -min(r_t A_t, clip(r_t, 1 - eps_clip_low, 1 + eps_clip_high) A_t)``.
     Metrics: ``clip_ratio`` = fraction of valid tokens where the clipped term is strictly smaller (i.e. the
@@ -92,7 +75,6 @@ def regular(
     """
     ratio = importance_ratio(log_probs - old_log_probs)
     loss, clipped = _ppo_clip(ratio, advantages, config)
-    loss = _apply_tis(loss, old_log_probs, rollout_log_probs, config)
     metrics = {
         "clip_ratio": _frac(clipped, loss_mask),
         "ppo_kl": float(masked_mean((old_log_probs - log_probs).detach(), loss_mask).item()),
@@ -125,7 +107,6 @@ def dual_clip(
     cap = -c * advantages
     negative = advantages < 0
     loss = torch.where(negative, torch.minimum(pg, cap), pg)
-    loss = _apply_tis(loss, old_log_probs, rollout_log_probs, config)
     metrics = {
         "clip_ratio": _frac(clipped, loss_mask),
         "ppo_kl": float(masked_mean((old_log_probs - log_probs).detach(), loss_mask).item()),
@@ -149,7 +130,8 @@ def gspo(
     Sequence log-ratio ``s_i = masked_mean_t(logp_it - logp_old_it)`` (length-normalised); per-token
     log-ratio ``sg(s_i) + logp_it - sg(logp_it)`` (value = ``s_i`` on every token of the row, gradient that
     of ``logp_it``); ``r = exp(clamp(., -20, 20))``, then the PPO clip of :func:`regular`.
-    Deviation: SkyRL clamps the log-ratio at max 10; we use [-20, 20] like the other losses. The paper's
+    Deviation on purpose: SkyRL clamps this log-ratio to at most 10 (no lower bound); we clamp to [-20, 20]
+    like the other losses, so a sequence log-ratio above 10 gives ``exp(s)`` here and ``exp(10)`` there. The paper's
     eps are ~1e-3 scale; set ``eps_clip_low/high`` accordingly.
     Metrics: ``clip_ratio``, ``ppo_kl`` (as :func:`regular`).
     """
@@ -157,7 +139,6 @@ def gspo(
     token_log_ratio = seq_log_ratio.detach() + log_probs - log_probs.detach()
     ratio = importance_ratio(token_log_ratio)
     loss, clipped = _ppo_clip(ratio, advantages, config)
-    loss = _apply_tis(loss, old_log_probs, rollout_log_probs, config)
     metrics = {
         "clip_ratio": _frac(clipped, loss_mask),
         "ppo_kl": float(masked_mean((old_log_probs - log_probs).detach(), loss_mask).item()),
@@ -189,8 +170,44 @@ def cispo(
     lo, hi = 1.0 - eps_low, 1.0 + eps_high
     weight = torch.clamp(ratio, lo, hi)
     loss = -advantages * weight * log_probs
-    loss = _apply_tis(loss, old_log_probs, rollout_log_probs, config)
     metrics = {"clip_ratio": _frac((ratio < lo) | (ratio > hi), loss_mask)}
+    return loss, metrics
+
+
+def sapo(
+    *,
+    log_probs: torch.Tensor,
+    old_log_probs: torch.Tensor,
+    advantages: torch.Tensor,
+    loss_mask: torch.Tensor,
+    config: Any = None,
+    rollout_log_probs: torch.Tensor | None = None,
+    **kw: Any,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """SAPO, Soft Adaptive Policy Optimization (Gao et al. 2025, arXiv:2511.20347; SkyRL ``sapo_policy_loss``).
+
+    A smooth, temperature-controlled gate replaces PPO's hard clip:
+    ``loss_t = -f(r_t) A_t`` with ``f(r) = sigmoid(tau (r - 1)) * 4 / tau``, where ``tau = sapo.tau_pos`` when
+    ``A_t > 0`` and ``sapo.tau_neg`` otherwise. The gradient is ``-A_t * w(r_t) * r_t * grad logp_t`` with
+    ``w(r) = 4 sigmoid(tau (r - 1)) (1 - sigmoid(tau (r - 1)))``: ``w(1) = 1`` (on-policy tokens get the plain
+    policy gradient) and ``w`` decays smoothly as ``r`` leaves 1, faster for larger ``tau`` (so ``tau_neg >
+    tau_pos`` damps negative updates more). The paper recommends ``sequence_mean`` reduction.
+    Metrics: ``sapo_gate_mean`` = masked mean of ``w(r)`` (1 when on-policy), ``ppo_kl``.
+    """
+    sub = _cfg(config, "sapo", None)
+    tau = torch.where(
+        advantages > 0,
+        torch.as_tensor(float(_cfg(sub, "tau_pos", 1.0)), dtype=advantages.dtype, device=advantages.device),
+        torch.as_tensor(float(_cfg(sub, "tau_neg", 1.05)), dtype=advantages.dtype, device=advantages.device),
+    )
+    ratio = importance_ratio(log_probs - old_log_probs)
+    gate = torch.sigmoid(tau * (ratio - 1.0))
+    loss = -gate * (4.0 / tau) * advantages
+    weight = (4.0 * gate * (1.0 - gate)).detach()
+    metrics = {
+        "sapo_gate_mean": float(masked_mean(weight, loss_mask).item()),
+        "ppo_kl": float(masked_mean((old_log_probs - log_probs).detach(), loss_mask).item()),
+    }
     return loss, metrics
 
 
@@ -199,4 +216,5 @@ POLICY_LOSSES: dict[str, Callable[..., tuple[torch.Tensor, dict[str, float]]]] =
     "dual_clip": dual_clip,
     "gspo": gspo,
     "cispo": cispo,
+    "sapo": sapo,
 }

@@ -13,10 +13,10 @@ token / sequence count of the **whole mini-batch over all workers**, so that
 
 exactly, whatever the micro-batch size or the number of workers.
 
-Note for the distributed caller: DDP / FSDP *average* gradients across ranks (all-reduce then divide by
-``world_size``), whereas the identity above needs a *sum* over ranks. The trainer therefore multiplies each
-micro-batch's contribution by ``world_size`` before ``backward()``. That is the trainer's job; this module
-does not know about ranks.
+Note for the distributed caller: DDP / FSDP / DeepSpeed *average* gradients across ranks (all-reduce then
+divide by the data-parallel size), whereas the identity above needs a *sum* over ranks. Each strategy's
+``backward`` therefore multiplies what it receives by its data-parallel size; this module does not know about
+ranks.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def reduce_loss(
     the whole mini-batch over all workers) and ``N_seq`` = ``global_seq_count`` (rows in the whole
     mini-batch over all workers):
 
-    * ``"token_mean"``:  ``sum_{i,t} l_it m_it / N_tok`` -- every token weighs the same (DAPO).
+    * ``"token_mean"``:  ``sum_{i,t} l_it m_it / N_tok`` -- every token weighs the same (Yu et al. 2025).
     * ``"sequence_mean"``:  ``sum_i (sum_t l_it m_it / sum_t m_it) / N_seq`` -- mean over sequences of the
       per-sequence token mean (original GRPO). A row with no valid token contributes 0.
     * ``"seq_mean_token_sum_norm"``:  ``sum_i (sum_t l_it m_it / max_seq_len) / N_seq`` -- Dr. GRPO

@@ -25,7 +25,7 @@ def _shell_path(path: Path) -> str:
 def _name_notes(name: str, dist_name: str) -> list[str]:
     """Notes about installed plugins that already register ``name`` (best effort: plugin errors are ignored)."""
     from skyrl_core.plugins import get_plugin_manager
-    from skyrl_core.registry import KIND_LABELS
+    from skyrl_core.registry import label_of
 
     notes: list[str] = []
     try:
@@ -39,7 +39,7 @@ def _name_notes(name: str, dist_name: str) -> list[str]:
                 note = (f"{plugin.distribution} {plugin.version} is already installed; installing the new package "
                         "replaces it")
             else:
-                note = (f"{KIND_LABELS[kind]} '{name}' is already registered by {plugin.distribution} "
+                note = (f"{label_of(kind)} '{name}' is already registered by {plugin.distribution} "
                         f"{plugin.version}; skyrl stops with an error when two installed plugins register the same "
                         "name, so uninstall one of them or pick another NAME")
             if note not in notes:

@@ -9,8 +9,9 @@ import click
 from rich.table import Table
 
 from skyrl_core.cli.common import console
+from skyrl_core.hookspecs import KIND_RECORDS
 from skyrl_core.plugins import PluginManager, get_plugin_manager
-from skyrl_core.registry import KIND_LABELS
+from skyrl_core.registry import label_of
 
 
 def _descriptions(pm: PluginManager, registered: dict[str, list[str]]) -> dict[str, dict[str, str]]:
@@ -54,11 +55,34 @@ def plugin_rows(pm: PluginManager, include_builtin: bool) -> list[dict[str, Any]
     return rows
 
 
+def kind_rows() -> list[dict[str, Any]]:
+    """One row per kind of component, from :data:`skyrl_core.hookspecs.KIND_RECORDS`."""
+    return [{"kind": k.name, "hook": k.hook, "selected_by": k.selector, "sections": k.section_path("<name>"),
+             "expects": k.base or "a function", "more": k.install_hint()} for k in KIND_RECORDS]
+
+
+def _print_kinds(as_json: bool) -> None:
+    rows = kind_rows()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        parts = [f"hook {row['hook']}", f"selected by {row['selected_by']}" if row["selected_by"] else None,
+                 f"settings at {row['sections']}", f"expects {row['expects']}",
+                 f"more: {row['more']}" if row["more"] else None]
+        click.echo(f"{row['kind']}: " + "; ".join(p for p in parts if p))
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--all", "include_builtin", is_flag=True, help="Include skyrl-core's built-in plugins.")
-def plugins(as_json: bool, include_builtin: bool) -> None:
+@click.option("--kinds", "list_kinds", is_flag=True,
+              help="List the kinds of components instead: hook, selecting key, config section, install hint.")
+def plugins(as_json: bool, include_builtin: bool, list_kinds: bool) -> None:
     """List installed plugins: distribution, version, entry point, hooks and registered names."""
+    if list_kinds:
+        _print_kinds(as_json)
+        return
     rows = plugin_rows(get_plugin_manager(), include_builtin)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -71,7 +95,7 @@ def plugins(as_json: bool, include_builtin: bool) -> None:
         table.add_column(column)
     for row in rows:
         registered = "\n".join(
-            f"{KIND_LABELS.get(kind, kind)}: {', '.join(names)}" for kind, names in row["registered"].items()
+            f"{label_of(kind)}: {', '.join(names)}" for kind, names in row["registered"].items()
         )
         if not row["loaded"]:
             registered = f"[red]failed to load[/]: {row['error']}"

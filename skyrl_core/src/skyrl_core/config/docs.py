@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from skyrl_core.config.schema import SkyRLConfig
+from skyrl_core.hookspecs import KIND_RECORDS
 
 HEADER = """# Configuration reference
 
@@ -21,10 +22,26 @@ Set any key with `key=value` on the command line (`trainer.eval_interval=5`), in
 defaults, the algorithm preset (`--algo`), the env's dataset defaults (`--env`), `--config`, then `key=value`.
 Values follow Hydra's syntax: numbers, `true`/`false`, `null`, lists as `"['a','b']"`, quoted strings.
 
-Registered components bring their own sections (attrs classes), set with the same dotted keys:
-`environment.<env>`, `generator.<backend|generator|weight_sync_backend>`, `trainer.<strategy|logger>`,
-`trainer.algorithm.<algorithm|advantage_estimator|policy_loss>` and `data.<dataset>`. `skyrl config show` prints
-the sections of the selected components with their defaults.
+Every value is checked before anything starts (`skyrl config show` runs the same checks): types, ranges, the
+relations between keys (batch sizes, `resume_path` with `resume_mode=from_path`, ...), data files and selected
+names; every problem is listed, one line each, exit status 2. A key marked **not supported yet** is accepted only
+at its default.
+
+Registered components bring their own sections (attrs classes), set with the same dotted keys. Each kind has its
+own path, so two kinds may register the same name (preset `grpo` and estimator `grpo`) without sharing settings:
+
+| kind | settings of `NAME` | selected by |
+|---|---|---|
+""" + "\n".join(
+    f"| {k.label} | `{k.section_path('NAME')}` | {f'`{k.selector}`' if k.selector else '`--env NAME`'} |"
+    for k in KIND_RECORDS
+) + """
+
+Paths SkyRL has are kept: `environment.<env>` and the policy-loss sections under `trainer.algorithm`
+(`trainer.algorithm.cispo.*` style); backends and strategies sit directly under `generator` and `trainer`. The
+other kinds get a sub-key (`loops`, `weight_sync`, `loggers`, `presets`, `estimators`). A component whose section
+would hide a key of skyrl's (an env named `env_class`) is refused. `skyrl config show` prints the sections of the
+selected components with their defaults.
 """
 
 
@@ -56,13 +73,15 @@ def render(obj: Any, path: str = "") -> list[str]:
     rows: list[str] = []
     nested: list[tuple[str, Any]] = []
     for field in attrs.fields(type(obj)):
-        if field.metadata.get("component_kinds"):
+        if field.metadata.get("component_sections"):
             continue
         key = f"{path}.{field.name}" if path else field.name
         if isinstance(field.type, type) and attrs.has(field.type):
             nested.append((key, getattr(obj, field.name)))
             continue
         help_text = field.metadata.get("help", "").replace("|", "\\|")
+        if field.metadata.get("unsupported"):
+            help_text += " **Not supported yet.**"
         rows.append(f"| `{key}` | {type_name(field.type)} | {default_text(getattr(obj, field.name))} | {help_text} |")
     if rows:
         lines += [f"\n## `{path}`\n", "| key | type | default | meaning |", "|---|---|---|---|", *rows]

@@ -148,8 +148,9 @@ class PromptDataLoader(Generic[T]):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from ``state`` (taken by :meth:`state_dict`), with its seed.
 
-        Raises :class:`DataError` when the dataset size or the batch size differs from the checkpoint's, since the
-        remaining batches could then not be the ones the original run would have seen.
+        Raises :class:`DataError` when the dataset size differs from the checkpoint's, since the remaining batches
+        could then not be the ones the original run would have seen. A different batch size is allowed (with a
+        warning): the cursor moves to the first batch after the prompts already trained on in this epoch.
         """
         try:
             epoch, position = int(state["epoch"]), int(state["position"])
@@ -161,12 +162,13 @@ class PromptDataLoader(Generic[T]):
                 f"the dataset changed since the checkpoint: it had {size} prompts, now {self.dataset_size}; "
                 "resume with the same data files and trainer.max_prompt_length, or start a new run"
             )
-        batch_size = state.get("batch_size", self.batch_size)
+        batch_size = int(state.get("batch_size", self.batch_size))
         if batch_size != self.batch_size:
-            raise DataError(
-                f"trainer.train_batch_size changed since the checkpoint (from {batch_size} to {self.batch_size}); "
-                "resume with the same batch size, or start a new run"
-            )
+            # keep the rows already seen in this epoch: continue after them in the same epoch order
+            position = position * batch_size // self.batch_size
+            logger.warning("trainer.train_batch_size changed since the checkpoint (from %d to %d): continuing "
+                           "after the %d prompts of epoch %d already trained on", batch_size, self.batch_size,
+                           position * self.batch_size, epoch)
         if epoch < 0 or not 0 <= position <= self.steps_per_epoch:
             raise DataError(f"invalid dataloader state in the checkpoint: epoch {epoch}, position {position}")
         if seed != self.seed:

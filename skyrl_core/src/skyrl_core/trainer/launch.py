@@ -23,31 +23,8 @@ def run_dir_of(config: SkyRLConfig) -> Path:
     return Path(trainer.output_dir or Path("skyrl_runs") / trainer.project_name / trainer.run_name).expanduser()
 
 
-def check_batch_sizes(config: SkyRLConfig) -> None:
-    trainer, placement = config.trainer, config.trainer.placement
-    world = placement.policy_num_nodes * placement.policy_num_gpus_per_node
-    rows = trainer.policy_mini_batch_size * config.generator.n_samples_per_prompt
-    problems = []
-    if trainer.policy_mini_batch_size > trainer.train_batch_size:
-        problems.append(f"trainer.policy_mini_batch_size={trainer.policy_mini_batch_size} is larger than "
-                        f"trainer.train_batch_size={trainer.train_batch_size}; lower it")
-    elif trainer.train_batch_size % trainer.policy_mini_batch_size:
-        problems.append(f"trainer.train_batch_size={trainer.train_batch_size} must be a multiple of "
-                        f"trainer.policy_mini_batch_size={trainer.policy_mini_batch_size}")
-    if rows % world:
-        problems.append(f"policy_mini_batch_size * n_samples_per_prompt = {rows} sequences must split evenly over "
-                        f"{world} policy workers; change one of them")
-    if trainer.algorithm.use_kl_in_reward:
-        problems.append("trainer.algorithm.use_kl_in_reward is not supported yet; use trainer.algorithm.use_kl_loss")
-    if config.trainer.critic.model.path is not None or trainer.algorithm.advantage_estimator == "gae":
-        problems.append("a critic (trainer.critic.model.path, needed by gae) is not supported yet; "
-                        "use grpo, rloo or reinforce++")
-    if problems:
-        raise UserError("invalid batch or algorithm settings:\n" + "\n".join(f"  - {p}" for p in problems))
-
-
 def resolve_data(config: SkyRLConfig, pm: PluginManager, run_dir: Path) -> tuple[list[str], list[str]]:
-    """Training and validation files: the config's, else the env's registered dataset (see DESIGN §9)."""
+    """Training and validation files: the config's, else the env's registered dataset."""
     data = config.data
     if data.train_data:
         return list(data.train_data), list(data.val_data)
@@ -92,7 +69,6 @@ def launch(config: SkyRLConfig, pm: PluginManager | None = None) -> Path:
     for choice in resolve_auto(config, pm):
         console.print(f"[dim]{choice.key}={choice.value}: {choice.reason}[/]", highlight=False)
     check_components(config, pm)
-    check_batch_sizes(config)
     run_dir = run_dir_of(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
@@ -106,11 +82,18 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
                  val_files: list[str]) -> None:
     import torch
 
+    from skyrl_core.config.sections import sections_of
     from skyrl_core.data.loader import PromptDataLoader
     from skyrl_core.data.reader import load_prompt_dataset
     from skyrl_core.loggers.base import make_loggers
     from skyrl_core.ray_utils import init_ray
     from skyrl_core.trainer.actors import RunActors
+    from skyrl_core.trainer.checkpoint import (
+        CheckpointWriter,
+        find_resume_point,
+        truncate_metrics,
+        warn_on_changed_settings,
+    )
     from skyrl_core.trainer.loop import Trainer
 
     torch.set_num_threads(1)
@@ -124,14 +107,21 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
     loader = PromptDataLoader(train_set.rows, batch_size=trainer.train_batch_size, seed=trainer.seed,
                               epochs=trainer.epochs)
     config_dict = config_to_dict(config, redact_secrets=False)
+    resume = find_resume_point(config, run_dir)
+    if resume is not None:
+        warn_on_changed_settings(resume, config_dict)
+        dropped = truncate_metrics(run_dir, resume.global_step)
+        log.info("resuming from %s (step %d)%s", resume.folder, resume.global_step,
+                 f"; dropped {dropped} metrics rows logged after it" if dropped else "")
+    checkpoints = CheckpointWriter(config, run_dir, yaml.safe_dump(config_to_dict(config), sort_keys=False))
     loggers = make_loggers(trainer.logger, registry=pm.registry("loggers"), run_dir=run_dir,
                            project_name=trainer.project_name, run_name=trainer.run_name,
-                           config=config_to_dict(config), sections=trainer.sections)
+                           config=config_to_dict(config), sections=sections_of(trainer, "loggers"))
     init_ray()
     actors = RunActors(config, config_dict, pm, cpu_count=os.cpu_count() or 1)
     try:
         Trainer(config=config, pm=pm, actors=actors, tokenizer=tokenizer, train_loader=loader,
-                val_rows=val_rows, loggers=loggers).fit()
+                val_rows=val_rows, loggers=loggers, checkpoints=checkpoints, run_dir=run_dir).fit(resume)
     finally:
         loggers.finish()
         actors.shutdown()

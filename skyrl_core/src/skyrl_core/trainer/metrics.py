@@ -1,4 +1,4 @@
-"""Per-step rollout metrics (DESIGN §8 names) and the sample records written to ``samples/step_<N>.jsonl``."""
+"""Per-step rollout metrics and the sample records written to ``samples/step_<N>.jsonl``."""
 
 from __future__ import annotations
 

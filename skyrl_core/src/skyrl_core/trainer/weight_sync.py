@@ -1,35 +1,79 @@
-"""The driver's side of weight sync: set up the transport once, then move the policy's weights every step."""
+"""The driver's side of weight sync: connect the transport once, then stream the policy's weights every step and
+check that the engines got them.
+
+The check: after a sync every engine's log-probs of a fixed token sequence (temperature 1) are compared with the
+policy's; a mean absolute difference above the tolerance (``1e-3`` when both sides compute in fp32, ``0.1``
+otherwise: bf16 rounding alone moves log-probs by a few hundredths) fails the run, naming the engine. It catches
+an engine that kept stale or wrong weights; it cannot see a difference smaller than its tolerance.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from skyrl_core.config.loader import component_section
+from skyrl_core.weight_sync.base import WeightSyncInitInfo
+
+#: The probe sequence: small ids, valid in any vocabulary.
+PROBE_TOKENS = [1, 5, 2, 9, 3, 7, 4, 8, 6, 10, 11, 13, 12, 15, 14, 16]
+
+
+class WeightSyncError(RuntimeError):
+    """An engine's weights disagree with the policy's after a sync."""
+
+
+def engine_dtype(config: Any) -> str:
+    """The dtype the engines hold their weights in (and so the dtype the weights travel in)."""
+    return config.generator.model_dtype if config.trainer.bf16 else "float32"
+
 
 class WeightSyncDriver:
-    """Orchestrates ``generator.weight_sync_backend`` between policy rank 0 and every engine."""
+    """Orchestrates ``generator.weight_sync_backend`` between the policy group and every engine."""
 
     def __init__(self, config: Any, actors: Any):
         import ray
 
         self.actors = actors
-        self.backend = config.generator.weight_sync_backend
-        self.two_phase = actors.pm.registry("weight_sync_backends")[self.backend].two_phase
-        engines = actors.engines
-        policy = actors.policy.actors
+        self.transport = config.generator.weight_sync_backend
+        section = component_section(config.generator, self.transport, "weight_sync_backends", actors.pm)
+        self.bucket_bytes = int((section.bucket_size_mb if section is not None else 256.0) * 2**20)
+        self.dtype = engine_dtype(config)
+        self.tolerance = 1e-3 if self.dtype == "float32" and not config.trainer.bf16 else 0.1
+        engines, policy = actors.engines, actors.policy.actors
+        receivers = ray.get([engine.num_receivers.remote() for engine in engines])
         addr, port = ray.get(policy[0].free_address.remote())
-        ray.get([policy[0].init_weight_sync.remote(self.backend, addr, port, len(engines))]
-                + [e.init_weight_sync.remote(self.backend, addr, port, len(engines)) for e in engines])
-        self.specs = ray.get(engines[0].parameter_specs.remote())
+        info = WeightSyncInitInfo(transport=self.transport, master_addr=addr, master_port=port,
+                                  world_size=1 + sum(receivers))
+        first_ranks = [1 + sum(receivers[:i]) for i in range(len(engines))]
+        ray.get([policy[0].init_weight_sender.remote(info)]
+                + [e.init_weight_receivers.remote(info, first) for e, first in zip(engines, first_ranks)])
 
-    def sync(self) -> None:
-        """Send the policy's current weights to every engine (engines are woken first when colocated)."""
+    def sync(self) -> dict[str, float]:
+        """Stream the policy's weights to every engine, reset their prefix caches, and check them."""
         import ray
 
-        self.actors.wake_engines()
-        policy, engines = self.actors.policy.actors, self.actors.engines
-        if self.two_phase:
-            payload = ray.get([a.send_weights.remote(self.specs) for a in policy])[0]
-            ray.get([e.receive_weights.remote(self.specs, payload) for e in engines])
-        else:
-            ray.get([a.send_weights.remote(self.specs) for a in policy]
-                    + [e.receive_weights.remote(self.specs) for e in engines])
+        engines = self.actors.engines
+        stats = ray.get([a.send_weights.remote(engines, self.dtype, self.bucket_bytes)
+                         for a in self.actors.policy.actors])[0]
+        ray.get([engine.reset_prefix_cache.remote() for engine in engines])
+        gap = self.check()
+        return {"weight_sync/bytes": stats["bytes"], "weight_sync/probe_gap": gap}
+
+    def check(self) -> float:
+        """The largest mean absolute log-prob gap between an engine and the policy on :data:`PROBE_TOKENS`."""
+        import ray
+
+        policy = ray.get([a.probe_logprobs.remote(PROBE_TOKENS) for a in self.actors.policy.actors])[0]
+        worst = 0.0
+        for index, engine_lp in enumerate(ray.get([e.probe_logprobs.remote(PROBE_TOKENS)
+                                                   for e in self.actors.engines])):
+            gap = sum(abs(a - b) for a, b in zip(engine_lp, policy, strict=True)) / len(policy)
+            if not gap <= self.tolerance:
+                raise WeightSyncError(
+                    f"weight sync check failed: inference engine {index} gives log-probs that differ from the "
+                    f"policy's by {gap:.4g} on average (tolerance {self.tolerance}) after syncing over "
+                    f"'{self.transport}': the engine did not receive the new weights. Try "
+                    "generator.weight_sync_backend=ray, and report the engine backend and transport"
+                )
+            worst = max(worst, gap)
+        return worst

@@ -1,105 +1,132 @@
 """``gloo`` (CPU) and ``nccl`` (GPU): broadcast from policy rank 0 over a process group made for weight sync.
 
 The group is independent of the trainer's own process group (its own TCP store and port), so engines never join
-the training group and the trainer's collectives are unaffected. Weights travel in flat buckets of consecutive
-same-dtype tensors of up to ``generator.<backend>.bucket_size_mb`` each (one broadcast per bucket instead of one
-per tensor); both sides derive the same buckets from the engine's weight specs.
+the training group and the trainer's collectives are unaffected. Each chunk travels as flat buffers, one broadcast
+per run of same-dtype tensors; the receivers size their buffers from the sender's description of the chunk
+(:class:`~skyrl_core.weight_sync.base.WeightUpdateRequest`), so the sender never needs the engine's names.
+
+NCCL refuses two ranks on one device, so ``nccl`` declares ``same_device_ok = False`` and ``auto`` picks another
+transport when engines share the policy's GPUs.
 """
 
 from __future__ import annotations
 
 import datetime
-import math
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from skyrl_core.weight_sync.base import WeightSpec, WeightSyncBackend, dtype_of, ordered_for_send
+from skyrl_core.weight_sync.base import (
+    WeightChunk,
+    WeightReceiver,
+    WeightSender,
+    WeightTransport,
+    WeightUpdateRequest,
+    dtype_of,
+)
 
 _TIMEOUT = datetime.timedelta(minutes=10)
 
 
-def buckets(specs: list[WeightSpec], limit_bytes: float) -> list[list[int]]:
-    """Indices of ``specs`` grouped into runs of the same dtype whose total size stays within ``limit_bytes``
-    (a single larger tensor gets a bucket of its own)."""
-    groups: list[list[int]] = []
-    size, dtype = 0.0, None
-    for i, (_name, shape, dt) in enumerate(specs):
-        nbytes = math.prod(shape) * dtype_of(dt).itemsize
-        if not groups or dt != dtype or size + nbytes > limit_bytes:
-            groups.append([])
-            size, dtype = 0.0, dt
-        groups[-1].append(i)
-        size += nbytes
-    return groups
+def dtype_runs(dtypes: list[str]) -> list[tuple[int, int]]:
+    """``[start, end)`` index ranges of consecutive equal dtypes (one flat buffer per range)."""
+    runs: list[tuple[int, int]] = []
+    for i, dtype in enumerate(dtypes):
+        if runs and dtypes[runs[-1][0]] == dtype:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs
 
 
-class _BroadcastWeightSync(WeightSyncBackend):
-    device_type = "cpu"
+class _Group:
+    """A process group of its own (rank 0 = the sender) and the device its buffers live on."""
 
-    def __init__(self, *, section: Any = None):
-        super().__init__(section=section)
-        self._group: Any = None
-        self._store: Any = None
+    backend = "gloo"
 
-    def _make_group(self, store: Any, rank: int, world_size: int) -> Any:
-        raise NotImplementedError
+    def __init__(self, info: Any, rank: int):
+        store = dist.TCPStore(info.master_addr, info.master_port, info.world_size, rank == 0, timeout=_TIMEOUT)
+        if self.backend == "nccl":
+            self.device = torch.device("cuda", torch.cuda.current_device())
+            self.group = dist.ProcessGroupNCCL(store, rank, info.world_size, dist.ProcessGroupNCCL.Options())
+        else:
+            self.device = torch.device("cpu")
+            self.group = dist.ProcessGroupGloo(store, rank, info.world_size, _TIMEOUT)
+        self._store = store  # the group needs its store alive
 
-    def _connect(self, master_addr: str, master_port: int, rank: int, world_size: int) -> None:
-        self._store = dist.TCPStore(master_addr, master_port, world_size, rank == 0, timeout=_TIMEOUT)
-        self._group = self._make_group(self._store, rank, world_size)
-
-    def init_sender(self, *, master_addr: str, master_port: int, num_receivers: int) -> None:
-        self._connect(master_addr, master_port, 0, num_receivers + 1)
-
-    def init_receiver(self, *, master_addr: str, master_port: int, rank: int, num_receivers: int) -> None:
-        self._connect(master_addr, master_port, rank, num_receivers + 1)
-
-    def _broadcast(self, tensor: torch.Tensor) -> None:
+    def broadcast(self, tensor: torch.Tensor) -> None:
         options = dist.BroadcastOptions()
         options.rootRank = 0
-        self._group.broadcast([tensor], options).wait()
+        self.group.broadcast([tensor], options).wait()
 
-    def _device(self) -> torch.device:
-        if self.device_type == "cuda":
-            return torch.device("cuda", torch.cuda.current_device())
-        return torch.device("cpu")
 
-    def _limit(self) -> float:
-        return (self.section.bucket_size_mb if self.section is not None else 256.0) * 2**20
+class _NcclGroup(_Group):
+    backend = "nccl"
 
-    def send(self, tensors: dict[str, torch.Tensor], specs: list[WeightSpec]) -> None:
-        ordered = list(ordered_for_send(tensors, specs))
-        for group in buckets(specs, self._limit()):
-            flat = torch.cat([ordered[i].reshape(-1) for i in group]).to(self._device())
-            self._broadcast(flat)
 
-    def receive(self, specs: list[WeightSpec], payload: Any = None) -> Iterator[tuple[str, torch.Tensor]]:
-        for group in buckets(specs, self._limit()):
-            numels = [math.prod(specs[i][1]) for i in group]
-            flat = torch.empty(sum(numels), dtype=dtype_of(specs[group[0]][2]), device=self._device())
-            self._broadcast(flat)
-            for i, part in zip(group, flat.split(numels), strict=True):
-                yield specs[i][0], part.view(specs[i][1])
+class BroadcastSender(WeightSender):
+    """Rank 0 of the sync group: flattens each dtype run of a chunk into one buffer and broadcasts it."""
+
+    group_cls: type[_Group] = _Group
+
+    def connect(self) -> None:
+        self._group = self.group_cls(self.init_info, 0)
+
+    def send(self, chunk: WeightChunk) -> None:
+        for start, end in dtype_runs(chunk.dtypes):
+            parts = chunk.tensors[start:end]
+            flat = parts[0].reshape(-1) if len(parts) == 1 else torch.cat([t.reshape(-1) for t in parts])
+            self._group.broadcast(flat.to(self._group.device))
+            del flat
 
     def close(self) -> None:
-        self._group, self._store = None, None
+        self._group = None  # type: ignore[assignment]
 
 
-class GlooWeightSync(_BroadcastWeightSync):
+class BroadcastReceiver(WeightReceiver):
+    """One receiving rank: a buffer per dtype run, split into views of the sender's shapes."""
+
+    group_cls: type[_Group] = _Group
+
+    def connect(self) -> None:
+        self._group = self.group_cls(self.init_info, self.rank)
+
+    def receive(self, request: WeightUpdateRequest, device: torch.device) -> Iterator[tuple[str, torch.Tensor]]:
+        numels = request.numels
+        for start, end in dtype_runs(request.dtypes):
+            flat = torch.empty(sum(numels[start:end]), dtype=dtype_of(request.dtypes[start]),
+                               device=self._group.device)
+            self._group.broadcast(flat)
+            flat = flat.to(device)
+            for i, part in zip(range(start, end), flat.split(numels[start:end]), strict=True):
+                yield request.names[i], part.view(request.shapes[i])
+
+    def close(self) -> None:
+        self._group = None  # type: ignore[assignment]
+
+
+class _NcclSender(BroadcastSender):
+    group_cls = _NcclGroup
+
+
+class _NcclReceiver(BroadcastReceiver):
+    group_cls = _NcclGroup
+
+
+class GlooTransport(WeightTransport):
     """Broadcast over gloo; tensors travel through CPU memory (the default without GPUs)."""
 
-    def _make_group(self, store: Any, rank: int, world_size: int) -> Any:
-        return dist.ProcessGroupGloo(store, rank, world_size, _TIMEOUT)
+    sender_cls = BroadcastSender
+    receiver_cls = BroadcastReceiver
+    device_types = ("cpu",)
 
 
-class NcclWeightSync(_BroadcastWeightSync):
-    """Broadcast over NCCL between GPUs (the default with GPUs, engines not colocated or colocated)."""
+class NcclTransport(WeightTransport):
+    """Broadcast over NCCL between GPUs (engines on other GPUs than the policy)."""
 
-    device_type = "cuda"
-
-    def _make_group(self, store: Any, rank: int, world_size: int) -> Any:
-        options = dist.ProcessGroupNCCL.Options()
-        return dist.ProcessGroupNCCL(store, rank, world_size, options)
+    sender_cls = _NcclSender
+    receiver_cls = _NcclReceiver
+    device_types = ("cuda",)
+    same_device_ok = False

@@ -7,6 +7,9 @@ import attrs
 
 @attrs.define(kw_only=True)
 class BroadcastConfig:
-    """``generator.gloo`` / ``generator.nccl``."""
+    """``generator.gloo`` / ``generator.nccl`` / ``generator.ray``."""
 
-    bucket_size_mb: float = attrs.field(default=256.0, metadata={"help": "Largest flat buffer per broadcast (MB)."})
+    bucket_size_mb: float = attrs.field(
+        default=256.0,
+        metadata={"help": "Largest chunk of weights sent at once (MB); the sender holds at most one chunk extra."},
+    )

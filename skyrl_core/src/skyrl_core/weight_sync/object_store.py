@@ -1,35 +1,49 @@
-"""``ray``: weights travel through Ray's object store (works across nodes without a shared process group)."""
+"""``ray``: weights travel through Ray's object store (across nodes, or on one GPU, with no process group).
+
+The sender puts each chunk (moved to CPU) into the object store and the request carries the reference; each
+receiver fetches it. Only one chunk is in the store at a time: the reference is dropped once every engine applied
+the chunk.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 
-from skyrl_core.weight_sync.base import WeightSpec, WeightSyncBackend, ordered_for_send
+from skyrl_core.weight_sync.base import (
+    WeightChunk,
+    WeightReceiver,
+    WeightSender,
+    WeightTransport,
+    WeightUpdateRequest,
+)
 
 
-class RayObjectStoreWeightSync(WeightSyncBackend):
-    """Policy rank 0 puts one CPU copy of the weights in the object store; each engine reads it."""
-
-    two_phase = True
-
-    def init_sender(self, *, master_addr: str, master_port: int, num_receivers: int) -> None:
-        """Nothing to set up: the object store is always there."""
-
-    def init_receiver(self, *, master_addr: str, master_port: int, rank: int, num_receivers: int) -> None:
-        """Nothing to set up."""
-
-    def send(self, tensors: dict[str, torch.Tensor], specs: list[WeightSpec]) -> Any:
+class ObjectStoreSender(WeightSender):
+    def prepare(self, chunk: WeightChunk) -> WeightUpdateRequest:
         import ray
 
-        return [ray.put([t.cpu() for t in ordered_for_send(tensors, specs)])]
+        ref = ray.put([t.cpu() for t in chunk.tensors])
+        return WeightUpdateRequest.describe(chunk, payload=[ref])  # a list: Ray would resolve a bare reference
 
-    def receive(self, specs: list[WeightSpec], payload: Any = None) -> Iterator[tuple[str, torch.Tensor]]:
+    def send(self, chunk: WeightChunk) -> None:
+        """Nothing to do: the data went with the request."""
+
+
+class ObjectStoreReceiver(WeightReceiver):
+    def receive(self, request: WeightUpdateRequest, device: torch.device) -> Iterator[tuple[str, torch.Tensor]]:
         import ray
 
-        (ref,) = payload
-        tensors = ray.get(ref)
-        for (name, _shape, _dtype), tensor in zip(specs, tensors, strict=True):
-            yield name, tensor
+        tensors = ray.get(request.payload[0])
+        for name, tensor in zip(request.names, tensors, strict=True):
+            yield name, tensor.to(device)
+
+
+class RayObjectStoreTransport(WeightTransport):
+    """Through Ray's object store: works across nodes and between processes that share one GPU."""
+
+    sender_cls = ObjectStoreSender
+    receiver_cls = ObjectStoreReceiver
+    device_types = ("cpu", "cuda")
+    needs_rendezvous = False

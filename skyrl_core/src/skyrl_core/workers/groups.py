@@ -1,6 +1,6 @@
 """Creating the Ray actors of a run: the policy/ref worker groups and the inference engines.
 
-Placement (DESIGN §6): with GPUs, ``colocate_all`` puts every actor in one placement group of
+Placement: with GPUs, ``colocate_all`` puts every actor in one placement group of
 ``policy_num_nodes * policy_num_gpus_per_node`` GPU bundles and gives each a fraction of its bundle's GPU, so they
 time-share the devices; without it, each actor asks for whole GPUs. Without GPUs a "GPU" means one process on a
 fractional CPU share, and every actor gets as many torch threads as there are cores for the processes that
@@ -61,7 +61,11 @@ def make_placement(config: Any, num_actors: int) -> Placement:
 
 
 class WorkerGroup:
-    """``world_size`` TrainWorker actors forming one torch.distributed group."""
+    """``world_size`` TrainWorker actors forming one torch.distributed group.
+
+    Rows are dispatched by data-parallel rank (:attr:`meshes`): ranks with the same ``dp_rank`` get the same
+    arguments; results come back from the first rank of each data-parallel slice, in ``dp_rank`` order.
+    """
 
     def __init__(self, *, role: str, config: Any, config_dict: dict[str, Any], world_size: int,
                  placement: Placement, num_threads: int):
@@ -79,17 +83,33 @@ class WorkerGroup:
             for rank in range(world_size)
         ]
         addr, port = ray.get(self.actors[0].free_address.remote())
-        ray.get([a.setup.remote(addr, port) for a in self.actors])
+        self.meshes = ray.get([a.setup.remote(addr, port) for a in self.actors])
+        self.dp_size = self.meshes[0].dp_size
 
     def run(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+        """The same call on every rank; every rank's result."""
         import ray
 
         return ray.get([getattr(a, method).remote(*args, **kwargs) for a in self.actors])
 
-    def run_each(self, method: str, per_actor_args: list[tuple[Any, ...]]) -> list[Any]:
+    def offload(self, *, model: bool, optimizer: bool) -> None:
+        self.run("offload", model, optimizer)
+
+    def onload(self, *, model: bool, optimizer: bool) -> None:
+        self.run("onload", model, optimizer)
+
+    def run_data_parallel(self, method: str, per_dp_args: list[tuple[Any, ...]]) -> list[Any]:
+        """``per_dp_args[d]`` to every rank of data-parallel slice ``d``; one result per slice."""
         import ray
 
-        return ray.get([getattr(a, method).remote(*args) for a, args in zip(self.actors, per_actor_args, strict=True)])
+        if len(per_dp_args) != self.dp_size:
+            raise ValueError(f"{len(per_dp_args)} argument sets for {self.dp_size} data-parallel ranks")
+        refs = [getattr(a, method).remote(*per_dp_args[m.dp_rank]) for a, m in zip(self.actors, self.meshes)]
+        results = ray.get(refs)
+        first: dict[int, Any] = {}
+        for mesh, result in zip(self.meshes, results, strict=True):
+            first.setdefault(mesh.dp_rank, result)
+        return [first[d] for d in range(self.dp_size)]
 
 
 def make_engines(config: Any, config_dict: dict[str, Any], placement: Placement, num_threads: int) -> list[Any]:
@@ -102,5 +122,5 @@ def make_engines(config: Any, config_dict: dict[str, Any], placement: Placement,
         actor_cls.options(**placement.options(i, 0.2)).remote(config=config_dict, index=i, num_threads=num_threads)
         for i in range(config.generator.num_inference_engines)
     ]
-    ray.get([e.parameter_specs.remote() for e in engines])  # surfaces construction errors now
+    ray.get([e.num_receivers.remote() for e in engines])  # surfaces construction errors now
     return engines

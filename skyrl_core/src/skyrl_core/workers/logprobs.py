@@ -8,7 +8,8 @@ tokens see the same positions in both. The log-prob of response token ``t`` is
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -20,31 +21,28 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def response_logprobs(
-    model: torch.nn.Module,
+    forward: Callable[..., Any],
     sequences: torch.Tensor,
     attention_mask: torch.Tensor,
     num_response: int,
     *,
     temperature: float = 1.0,
-    bf16: bool = False,
     with_entropy: bool = False,
     entropy_grad: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(logprobs, entropy)`` of the last ``num_response`` columns, each ``[batch, num_response]``.
 
+    ``forward`` runs the model (a strategy's :meth:`~skyrl_core.strategy.Strategy.forward`, or an HF model).
     The entropy is only part of the autograd graph with ``entropy_grad`` (an entropy bonus in the loss); as a
     metric it is computed without one.
     """
-    device_type = sequences.device.type
-    autocast = torch.autocast(device_type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with autocast:
-        logits = model(
-            input_ids=sequences,
-            attention_mask=attention_mask,
-            position_ids=position_ids_from_mask(attention_mask),
-            use_cache=False,
-            logits_to_keep=num_response + 1,  # the LM head runs on the response positions only
-        ).logits
+    logits = forward(
+        input_ids=sequences,
+        attention_mask=attention_mask,
+        position_ids=position_ids_from_mask(attention_mask),
+        use_cache=False,
+        logits_to_keep=num_response + 1,  # the LM head runs on the response positions only
+    ).logits
     logits = logits[:, -num_response - 1 : -1, :].float()
     if temperature and temperature != 1.0:
         logits = logits / temperature

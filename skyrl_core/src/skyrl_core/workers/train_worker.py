@@ -1,37 +1,43 @@
-"""The training worker (policy or ref), run as a Ray actor, one per process of a worker group.
+"""The training worker (policy, ref or critic), run as a Ray actor, one per process of a worker group.
 
-It owns a :class:`~skyrl_core.strategy.Strategy` for everything distributed and does the RL maths itself:
-log-probs, the registered policy loss, the KL and entropy terms, and the loss reduction normalised over the whole
-mini-batch across micro-batches and workers (see :mod:`skyrl_core.algorithms.reduction`).
+It owns a :class:`~skyrl_core.strategy.Strategy` for everything distributed (the model, the optimizer, the step)
+and does the RL maths itself: log-probs, the registered policy loss, the KL and entropy terms, and the loss
+reduction normalised over the whole mini-batch across micro-batches and data-parallel ranks (see
+:mod:`skyrl_core.algorithms.reduction`). Weight streaming and checkpoints are in
+:class:`~skyrl_core.workers.worker_state.WorkerStateMixin`, the critic's update in
+:class:`~skyrl_core.workers.critic.CriticMixin`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import socket
 from typing import Any
 
 import torch
 
 from skyrl_core.algorithms.kl import kl_penalty
+from skyrl_core.algorithms.off_policy import off_policy_correction
 from skyrl_core.algorithms.reduction import reduce_loss
+from skyrl_core.strategy.base import Mesh
+from skyrl_core.trainer.train_batch import MiniBatch, TrainingBatch, TrainRequest
+from skyrl_core.workers.critic import CriticMixin
 from skyrl_core.workers.logprobs import response_logprobs
 from skyrl_core.workers.setup import load_worker_config, set_threads
+from skyrl_core.workers.worker_state import WorkerStateMixin
 
-Batch = dict[str, torch.Tensor]
 #: The per-micro-batch sums a mini-batch's metrics are made of (all-reduced over the worker group).
 _SUMS = ("policy", "kl", "entropy", "tokens", "logprob_diff")
 
 
-class TrainWorker:
-    """One rank of the policy or ref worker group."""
+class TrainWorker(WorkerStateMixin, CriticMixin):
+    """One rank of the policy, ref or critic worker group."""
 
     def __init__(self, *, config: dict[str, Any], role: str, rank: int, world_size: int, num_threads: int):
         set_threads(num_threads)
         self.config, self.pm = load_worker_config(config)
         self.role, self.rank, self.world_size = role, rank, world_size
         self.strategy: Any = None
-        self._sync: Any = None
+        self._sender: Any = None
 
     def free_address(self) -> tuple[str, int]:
         """An address and free port for the group's rendezvous (called on rank 0)."""
@@ -41,24 +47,27 @@ class TrainWorker:
             sock.bind(("", 0))
             return ray.util.get_node_ip_address(), sock.getsockname()[1]
 
-    def setup(self, master_addr: str, master_port: int) -> None:
+    def setup(self, master_addr: str, master_port: int) -> Mesh:
+        """Build the strategy and the model of this role; returns this rank's place in the mesh."""
         from skyrl_core.config.loader import component_section
 
         trainer = self.config.trainer
-        name = trainer.strategy
-        strategy_cls = self.pm.registry("strategies")[name]
-        section = component_section(trainer, name, "strategies", self.pm)
-        self.strategy = strategy_cls(config=self.config, section=section)
-        self.strategy.init_distributed(
-            rank=self.rank, world_size=self.world_size, master_addr=master_addr, master_port=master_port
-        )
+        strategy_cls = self.pm.registry("strategies")[trainer.strategy]
+        section = component_section(trainer, trainer.strategy, "strategies", self.pm)
+        self.strategy = strategy_cls(config=section, run_config=self.config)
+        self.strategy.init_distributed(rank=self.rank, world_size=self.world_size, master_addr=master_addr,
+                                       master_port=master_port)
         torch.manual_seed(trainer.seed + self.rank)
         policy_path = trainer.policy.model.path
         if self.role == "policy":
             self.strategy.build_model(policy_path, trainable=True, optimizer_config=trainer.policy.optimizer_config)
             self.loss_fn = self.pm.registry("policy_losses")[trainer.algorithm.policy_loss_type]
+        elif self.role == "critic":
+            self.strategy.build_model(trainer.critic.model.path, trainable=True,
+                                      optimizer_config=trainer.critic.optimizer_config, head="value")
         else:
             self.strategy.build_model(trainer.ref.model.path or policy_path, trainable=False)
+        return self.strategy.mesh
 
     # -- forward ------------------------------------------------------------------------------------------------
 
@@ -66,156 +75,115 @@ class TrainWorker:
     def temperature(self) -> float:
         return self.config.generator.sampling_params.temperature or 1.0
 
-    def _to_device(self, batch: Batch) -> Batch:
-        return {k: v.to(self.strategy.device) for k, v in batch.items()}
-
-    def compute_logprobs(self, batch: Batch) -> torch.Tensor:
-        """Log-probs of the response tokens, in chunks of ``micro_forward_batch_size_per_gpu``."""
-        batch = self._to_device(batch)
-        model = self.strategy.unwrapped_model
-        was_training = model.training
-        model.eval()
+    def compute_logprobs(self, batch: TrainingBatch) -> torch.Tensor:
+        """Log-probs of the response tokens, in chunks of ``micro_forward_batch_size_per_gpu`` rows."""
+        batch = batch.to(self.strategy.device)
         chunk = max(1, self.config.trainer.micro_forward_batch_size_per_gpu)
+        self.strategy.set_train(False)
         out = []
         with torch.no_grad():
-            for start in range(0, batch["sequences"].shape[0], chunk):
+            for start in range(0, batch.num_rows, chunk):
                 logprobs, _ = response_logprobs(
-                    model,
-                    batch["sequences"][start : start + chunk],
-                    batch["attention_mask"][start : start + chunk],
-                    batch["loss_mask"].shape[1],
-                    temperature=self.temperature,
-                    bf16=self.config.trainer.bf16,
+                    self.strategy.forward, batch.sequences[start : start + chunk],
+                    batch.attention_mask[start : start + chunk], batch.num_response, temperature=self.temperature,
                 )
-                out.append(logprobs)
-        model.train(was_training)
+                out.append(logprobs.float())
         return torch.cat(out).cpu()
 
     # -- training -----------------------------------------------------------------------------------------------
 
-    def train_policy(self, batch: Batch, mini_batches: list[dict[str, Any]]) -> dict[str, float]:
-        """One optimizer step per mini-batch.
-
-        ``mini_batches[i]`` holds ``rows`` (this worker's row indices) and the mini-batch's ``global_tokens`` and
-        ``global_seqs`` over all workers, the normalisers of the loss reduction.
-        """
-        batch = self._to_device(batch)
+    def train_policy(self, request: TrainRequest) -> dict[str, float]:
+        """One optimizer step per mini-batch and epoch; returns metrics averaged over the optimizer steps."""
+        batch = request.batch.to(self.strategy.device)
         totals: dict[str, float] = {}
-        for _ in range(self.config.trainer.update_epochs_per_batch):
-            for spec in mini_batches:
-                for key, value in self._train_mini_batch(batch, spec).items():
+        steps = 0
+        for _ in range(request.epochs):
+            for mini in request.mini_batches:
+                for key, value in self._train_mini_batch(batch, mini, request.on_policy).items():
                     totals[key] = totals.get(key, 0.0) + value
-        steps = max(1, len(mini_batches) * self.config.trainer.update_epochs_per_batch)
-        metrics = {k: v / steps for k, v in totals.items()}
+                steps += 1
+        metrics = {k: v / max(1, steps) for k, v in totals.items()}
         metrics["lr"] = self.strategy.current_lr()
         return metrics
 
-    def _train_mini_batch(self, batch: Batch, spec: dict[str, Any]) -> dict[str, float]:
-        sums, loss_metrics = self._accumulate(batch, spec)
-        grad_norm = self.strategy.clip_grad_norm(self.config.trainer.policy.optimizer_config.max_grad_norm)
-        self.strategy.optimizer_step()
+    def _train_mini_batch(self, batch: TrainingBatch, mini: MiniBatch, on_policy: bool) -> dict[str, float]:
+        sums, loss_metrics = self._accumulate(batch, mini, on_policy)
+        stats = self.strategy.optimizer_step(self.config.trainer.policy.optimizer_config.max_grad_norm)
         totals = dict(zip(_SUMS, self.strategy.all_reduce_sum(sums).tolist(), strict=True))
         tokens = max(totals["tokens"], 1.0)
-        metrics = {"loss/policy": totals["policy"], "entropy": totals["entropy"] / tokens, "grad_norm": grad_norm}
+        metrics = {"loss/policy": totals["policy"], "entropy": totals["entropy"] / tokens,
+                   "grad_norm": stats.grad_norm, "policy/skipped_steps": float(stats.skipped)}
         if self.config.trainer.algorithm.use_kl_loss:
             metrics["loss/kl"] = totals["kl"]
-        if "old_logprobs" not in batch:  # on-policy: the trainer's log-probs are measured here, not before
+        if on_policy:  # the trainer's log-probs of the rollout are measured here, not in a separate pass
             metrics["rollout/logprob_diff_mean"] = totals["logprob_diff"] / tokens
         metrics.update({f"policy/{k}": v for k, v in loss_metrics.items()})
         return metrics
 
-    def _accumulate(self, batch: Batch, spec: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        """Forward and backward of one mini-batch's rows in micro-batches; gradients all-reduced on the last."""
-        rows: list[int] = spec["rows"]
+    def _accumulate(self, batch: TrainingBatch, mini: MiniBatch,
+                    on_policy: bool) -> tuple[torch.Tensor, dict[str, float]]:
+        """Forward and backward of one mini-batch's rows in micro-batches; gradients reduced on the last."""
         micro = max(1, self.config.trainer.micro_train_batch_size_per_gpu)
-        chunks = [rows[i : i + micro] for i in range(0, len(rows), micro)]
+        chunks = [mini.rows[i : i + micro] for i in range(0, len(mini.rows), micro)] or [[]]
         sums = torch.zeros(len(_SUMS), dtype=torch.float64)
         loss_metrics: dict[str, float] = {}
-        self.strategy.model.train()
-        for i, chunk in enumerate(chunks):
-            index = torch.tensor(chunk, device=self.strategy.device)
-            part = {k: v.index_select(0, index) for k, v in batch.items()}
-            with self.strategy.no_sync() if i < len(chunks) - 1 else contextlib.nullcontext():
-                loss, parts, metrics = self._micro_loss(part, spec, self.config.trainer.algorithm)
-                # DDP averages gradients over ranks; the reduction already divides by global counts.
-                self.strategy.backward(loss * self.world_size)
+        self.strategy.set_train(True)
+        for i, rows in enumerate(chunks):
+            with self.strategy.accumulate(last=i == len(chunks) - 1):
+                if rows:
+                    loss, parts, metrics = self._micro_loss(batch.select(rows), mini, on_policy)
+                else:  # a rank with no rows still joins the gradient reduction
+                    loss, parts, metrics = self._empty_loss(batch), dict.fromkeys(_SUMS, 0.0), {}
+                self.strategy.backward(loss)
             sums += torch.tensor([parts[name] for name in _SUMS], dtype=torch.float64)
             for key, value in metrics.items():
                 loss_metrics[key] = loss_metrics.get(key, 0.0) + value / len(chunks)
         return sums, loss_metrics
 
-    def _micro_loss(
-        self, part: Batch, spec: dict[str, Any], algorithm: Any
-    ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
-        """The micro-batch's share of the mini-batch loss, the sums behind the metrics, and the loss's metrics.
+    def _empty_loss(self, batch: TrainingBatch) -> torch.Tensor:
+        logprobs, _ = response_logprobs(self.strategy.forward, batch.sequences[:1], batch.attention_mask[:1],
+                                        batch.num_response, temperature=self.temperature)
+        return logprobs.sum() * 0.0
 
-        Without ``old_logprobs`` in the batch (one optimizer step per batch: the data is on-policy), the old
-        log-probs are the current ones detached, which saves a forward pass over the batch.
-        """
-        mask = part["loss_mask"]
+    def _micro_loss(self, part: TrainingBatch, mini: MiniBatch,
+                    on_policy: bool) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
+        """The micro-batch's share of the mini-batch loss, the sums behind the metrics, and the loss's metrics."""
+        algorithm = self.config.trainer.algorithm
+        mask = part.loss_mask
         logprobs, entropy = response_logprobs(
-            self.strategy.model, part["sequences"], part["attention_mask"], mask.shape[1],
-            temperature=self.temperature, bf16=self.config.trainer.bf16, with_entropy=True,
-            entropy_grad=algorithm.use_entropy_loss,
+            self.strategy.forward, part.sequences, part.attention_mask, part.num_response,
+            temperature=self.temperature, with_entropy=True, entropy_grad=algorithm.use_entropy_loss,
         )
-        old = part["old_logprobs"] if "old_logprobs" in part else logprobs.detach()
+        old = logprobs.detach() if on_policy else part.old_logprobs
         token_losses, metrics = self.loss_fn(
-            log_probs=logprobs, old_log_probs=old, advantages=part["advantages"], loss_mask=mask,
-            config=algorithm, rollout_log_probs=part.get("rollout_logprobs"),
+            log_probs=logprobs, old_log_probs=old, advantages=part.advantages, loss_mask=mask, config=algorithm,
+            rollout_log_probs=part.rollout_logprobs,
         )
-        reduce = {
-            "reduction": algorithm.loss_reduction,
-            "global_token_count": spec["global_tokens"],
-            "global_seq_count": spec["global_seqs"],
-            "max_seq_len": spec.get("max_seq_len"),
-        }
-        policy_loss = reduce_loss(token_losses, mask, **reduce)
+        weights, keep, correction_metrics = off_policy_correction(
+            old_log_probs=old, rollout_log_probs=part.rollout_logprobs, loss_mask=mask,
+            config=algorithm.off_policy_correction)
+        metrics.update(correction_metrics)
+        # the normalisers stay the global counts of the uncorrected mask: masking a token drops its share
+        reduce = {"reduction": algorithm.loss_reduction, "global_token_count": mini.global_tokens,
+                  "global_seq_count": mini.global_seqs, "max_seq_len": mini.max_seq_len}
+        policy_loss = reduce_loss(token_losses * weights, mask * keep, **reduce)
         loss = policy_loss
         sums = {"policy": float(policy_loss.detach()), "kl": 0.0, "tokens": float(mask.sum()),
                 "entropy": float((entropy.detach() * mask).sum()), "logprob_diff": 0.0}
-        if algorithm.use_kl_loss and "ref_logprobs" in part:
-            kl = kl_penalty(logprobs, part["ref_logprobs"], algorithm.kl_estimator_type)
-            kl_loss = reduce_loss(kl, mask, **reduce)
+        if algorithm.use_kl_loss and part.ref_logprobs is not None:
+            kl_loss = reduce_loss(kl_penalty(logprobs, part.ref_logprobs, algorithm.kl_estimator_type), mask, **reduce)
             loss = loss + algorithm.kl_loss_coef * kl_loss
             sums["kl"] = float(kl_loss.detach())
         if algorithm.use_entropy_loss:
             loss = loss - algorithm.entropy_loss_coef * reduce_loss(entropy, mask, **reduce)
-        if "rollout_logprobs" in part:
-            sums["logprob_diff"] = float(((logprobs.detach() - part["rollout_logprobs"]).abs() * mask).sum())
+        if part.rollout_logprobs is not None:
+            sums["logprob_diff"] = float(((logprobs.detach() - part.rollout_logprobs).abs() * mask).sum())
         return loss, sums, metrics
 
-    # -- weights ------------------------------------------------------------------------------------------------
-
-    def init_weight_sync(self, backend: str, master_addr: str, master_port: int, num_receivers: int) -> None:
-        if self.rank == 0:
-            from skyrl_core.config.loader import component_section
-
-            section = component_section(self.config.generator, backend, "weight_sync_backends", self.pm)
-            self._sync = self.pm.registry("weight_sync_backends")[backend](section=section)
-            self._sync.init_sender(master_addr=master_addr, master_port=master_port, num_receivers=num_receivers)
-
-    def send_weights(self, specs: list[tuple[str, tuple[int, ...], str]]) -> Any:
-        """Every rank takes part in gathering the full weights; rank 0 sends them."""
-        tensors = dict(self.strategy.full_state_dict())
-        if self.rank != 0:
-            return None
-        return self._sync.send(tensors, specs)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().clone() for k, v in self.strategy.full_state_dict()}
+    def accumulate_policy_grads(self, request: TrainRequest) -> None:
+        """Backward of the first mini-batch without the optimizer step (gradient checks in tests)."""
+        self._accumulate(request.batch.to(self.strategy.device), request.mini_batches[0], request.on_policy)
 
     def grads(self) -> dict[str, torch.Tensor]:
-        """Current gradients (tests compare them across micro-batch sizes and worker counts)."""
-        return {n: p.grad.detach().cpu().clone() for n, p in self.strategy.unwrapped_model.named_parameters()
-                if p.grad is not None}
-
-    def accumulate_policy_grads(self, batch: Batch, spec: dict[str, Any]) -> None:
-        """Backward of one mini-batch without the optimizer step (gradient checks)."""
-        self._accumulate(self._to_device(batch), spec)
-
-    def offload(self) -> None:
-        self.strategy.offload()
-
-    def backload(self) -> None:
-        self.strategy.backload()
-
+        """Current gradients with HF names (tests compare them across micro-batch sizes and worker counts)."""
+        return {name: grad.detach().cpu().clone() for name, grad in self.strategy.named_grads()}

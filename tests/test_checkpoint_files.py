@@ -1,0 +1,106 @@
+"""Checkpoint folders without Ray: atomic writes that survive SIGKILL, pruning, resume selection, damaged files,
+metrics truncation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from skyrl_core.config.schema import SkyRLConfig
+from skyrl_core.errors import UserError
+from skyrl_core.trainer.checkpoint import CheckpointWriter, find_resume_point, read_checkpoint, truncate_metrics
+
+
+def _config(root, **trainer) -> SkyRLConfig:
+    config = SkyRLConfig()
+    config.trainer.ckpt_path = str(root)
+    for key, value in trainer.items():
+        setattr(config.trainer, key, value)
+    return config
+
+
+def _save(writer: CheckpointWriter, step: int) -> None:
+    def workers(folder: str) -> None:
+        from safetensors.torch import save_file
+
+        save_file({"w": torch.full((4,), float(step))}, f"{folder}/model.safetensors")
+
+    writer.save(step, {"dataloader": {"epoch": 0, "position": step}}, workers)
+
+
+def test_latest_names_the_newest_complete_checkpoint_and_pruning_keeps_the_newest(tmp_path):
+    config = _config(tmp_path, max_ckpts_to_keep=2)
+    writer = CheckpointWriter(config, tmp_path, "trainer: {}\n")
+    for step in (1, 2, 3):
+        _save(writer, step)
+    assert (tmp_path / "latest").read_text() == "global_step_3"
+    assert sorted(p.name for p in tmp_path.glob("global_step_*")) == ["global_step_2", "global_step_3"]
+    point = find_resume_point(config, tmp_path)
+    assert point.global_step == 3 and point.state["dataloader"]["position"] == 3
+
+
+def test_a_run_killed_while_writing_resumes_from_the_previous_checkpoint(tmp_path):
+    script = textwrap.dedent(f"""
+        import os, signal, torch
+        from safetensors.torch import save_file
+        from skyrl_core.config.schema import SkyRLConfig
+        from skyrl_core.trainer.checkpoint import CheckpointWriter
+        config = SkyRLConfig(); config.trainer.ckpt_path = {str(tmp_path)!r}
+        writer = CheckpointWriter(config, None, "")
+        def complete(folder): save_file({{"w": torch.ones(2)}}, folder + "/model.safetensors")
+        def killed(folder):
+            save_file({{"w": torch.ones(2)}}, folder + "/model.safetensors")
+            os.kill(os.getpid(), signal.SIGKILL)
+        writer.save(1, {{}}, complete)
+        writer.save(2, {{}}, killed)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == -9, result.stderr
+    assert (tmp_path / ".tmp_global_step_2").is_dir()  # the partial checkpoint is there ...
+    point = find_resume_point(_config(tmp_path), tmp_path)
+    assert point.folder.name == "global_step_1"  # ... and never picked up
+    _save(CheckpointWriter(_config(tmp_path), tmp_path, ""), 2)  # the next save clears it away
+    assert not (tmp_path / ".tmp_global_step_2").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate_weights", "truncate_state", "garbage_optimizer"])
+def test_a_damaged_checkpoint_file_is_a_user_error_naming_it(tmp_path, damage):
+    writer = CheckpointWriter(_config(tmp_path), tmp_path, "")
+
+    def workers(folder: str) -> None:
+        from safetensors.torch import save_file
+
+        save_file({"w": torch.ones(64)}, f"{folder}/model.safetensors")
+        torch.save({"optimizer": {"state": {}}}, f"{folder}/optimizer.pt")
+
+    folder = writer.save(5, {}, workers)
+    target = {"truncate_weights": "model.safetensors", "truncate_state": "trainer_state.json",
+              "garbage_optimizer": "optimizer.pt"}[damage]
+    path = folder / target
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage.startswith("truncate") else b"not a zip file")
+    with pytest.raises(UserError, match=target):
+        read_checkpoint(folder)
+
+
+def test_resume_modes(tmp_path):
+    assert find_resume_point(_config(tmp_path), tmp_path) is None  # latest, but nothing saved yet
+    _save(CheckpointWriter(_config(tmp_path), tmp_path, ""), 4)
+    assert find_resume_point(_config(tmp_path, resume_mode="none"), tmp_path) is None
+    config = _config(tmp_path, resume_mode="from_path", resume_path=str(tmp_path / "global_step_4"))
+    assert find_resume_point(config, tmp_path).global_step == 4
+    with pytest.raises(UserError, match="does not exist"):
+        find_resume_point(_config(tmp_path, resume_mode="from_path", resume_path=str(tmp_path / "x")), tmp_path)
+
+
+def test_metrics_logged_after_the_checkpoint_are_dropped_on_resume(tmp_path):
+    rows = [{"step": s, "reward/mean": s / 10} for s in (0, 1, 2, 3)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 4, "rew')
+    assert truncate_metrics(tmp_path, 2) == 2
+    kept = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert kept == [0, 1, 2]
