@@ -28,11 +28,11 @@ from skyrl_core.inference.hf import HFEngine
 from skyrl_core.testing.tiny_model import make_tiny_model
 
 
-def requests_of(n: int, prompt_len: int, new_tokens: int) -> list[GenerationRequest]:
+def requests_of(n: int, prompt_len: int, new_tokens: int, vocab: int) -> list[GenerationRequest]:
     g = torch.Generator().manual_seed(0)
     # No EOS can stop a row: every row generates exactly ``new_tokens``.
     sampling = SamplingParams(temperature=0.0, max_tokens=new_tokens)
-    return [GenerationRequest(prompt_token_ids=torch.randint(3, 2000, (prompt_len + i % 7,), generator=g).tolist(),
+    return [GenerationRequest(prompt_token_ids=torch.randint(3, vocab, (prompt_len + i % 7,), generator=g).tolist(),
                               sampling=sampling) for i in range(n)]
 
 
@@ -70,7 +70,7 @@ def main() -> None:
         params = sum(p.numel() for p in engine.model.parameters())
         print(f"model: {params / 1e6:.1f}M parameters; {args.requests} requests x {args.new_tokens} new tokens, "
               f"prompts of ~{args.prompt_len} tokens; {args.threads} thread(s)")
-        requests = requests_of(args.requests, args.prompt_len, args.new_tokens)
+        requests = requests_of(args.requests, args.prompt_len, args.new_tokens, len(engine.tokenizer))
         modes = {"batch": batch, "concurrent": concurrent, "sequential": sequential}
         rates: dict[str, list[float]] = {name: [] for name in modes}
         asyncio.run(batch(engine, requests[:4], 0.0))  # warm-up
@@ -80,7 +80,7 @@ def main() -> None:
                 start = time.perf_counter()
                 tokens = asyncio.run(mode(engine, requests, args.stagger_ms / 1000))
                 rates[name].append(tokens / (time.perf_counter() - start))
-            print(f"round {round_index + 1}: " + ", ".join(f"{n} {r[-1]:.0f} tok/s" for n, r in rates.items()))
+            print(f"round {round_index + 1}: " + ", ".join(f"{n} {r[-1]:.0f} tok/s" for n, r in rates.items()), flush=True)
         median = {name: statistics.median(r) for name, r in rates.items()}
         print("median: " + ", ".join(f"{n} {v:.0f} tok/s" for n, v in median.items()))
         print(f"concurrent / batch = {median['concurrent'] / median['batch']:.2f}; "
