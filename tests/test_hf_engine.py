@@ -138,3 +138,13 @@ def test_truncation_per_row_by_hand():
     assert kept[2] == [True, True, False, False]  # 0.2 < 0.6 * 0.4 = 0.24
     assert kept[3] == [True, True, True, True]  # all off
 
+
+
+def test_a_failing_step_fails_its_requests_instead_of_hanging(tmp_path):
+    from skyrl_core.testing.tiny_model import make_tiny_model
+
+    engine = HFEngine(model_path=str(make_tiny_model(tmp_path, arch="qwen2", seed=0)), device="cpu")
+    bad = GenerationRequest(prompt_token_ids=[10**6], sampling=SamplingParams(max_tokens=2))  # outside the vocab
+    with pytest.raises(IndexError):
+        run(asyncio.wait_for(generate_all(engine, [bad, bad]), 30))
+    assert run(engine.generate(greedy([5, 6, 7], 2))).token_ids  # the engine still serves

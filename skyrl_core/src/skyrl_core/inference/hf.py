@@ -144,6 +144,7 @@ class HFEngine(InferenceEngine):
 
     async def _decode_loop(self) -> None:
         """Step the batch while rows run or wait; answer each row when it leaves."""
+        admitted: list[Row] = []
         try:
             while self._waiting or self.batch.rows:
                 queued, self._waiting = self._waiting, []
@@ -159,7 +160,7 @@ class HFEngine(InferenceEngine):
                     if not row.future.done():
                         row.future.set_result(row.result())
         except BaseException as exc:
-            rows, self._waiting = [*self.batch.rows, *self._waiting], []
+            rows, self._waiting = [*admitted, *self.batch.rows, *self._waiting], []
             self._compute.submit(self.batch.clear)  # after any step still running on the compute thread
             for row in rows:
                 if not row.future.done():
