@@ -76,11 +76,12 @@ def test_grpo_no_std_and_index_types():
 
 def test_grpo_singleton_group_and_mask():
     # singleton groups: mean 0, std 1 -> A = s / (1 + 1e-6) ~= s: scores 2 and 3
-    # reward sits on token 1; row 0 masks token 2 (so A is 0 there); a reward on a masked token is ignored.
+    # row 0 masks token 2 (so A is 0 there) but the reward on it still counts in the row's score (2 + 9 = 11), as
+    # in SkyRL and veRL: a response whose loss is masked (e.g. cut by the length limit) keeps its reward.
     r = torch.tensor([[0.0, 2.0, 9.0], [0.0, 3.0, 0.0]], dtype=T64)
     m = torch.tensor([[1, 1, 0], [1, 1, 1]], dtype=torch.bool)
     adv, _ = grpo(token_level_rewards=r, response_mask=m, index=["a", "b"], config=cfg())
-    expected = torch.tensor([[2.0, 2.0, 0.0], [3.0, 3.0, 3.0]], dtype=T64)
+    expected = torch.tensor([[11.0, 11.0, 0.0], [3.0, 3.0, 3.0]], dtype=T64) / (1 + 1e-6)
     torch.testing.assert_close(adv, expected, atol=1e-5, rtol=0)
 
 
@@ -238,8 +239,8 @@ def test_reinforce_pp_baseline():
     # groups: 0 -> scores [2, 0] (centred [1, -1]); 1 -> [3] alone (baseline 0 -> 3); 2 -> [4, 4] (all equal -> 0)
     # one valid token per row (mask [1, 0]); whitening over the 5 valid values [1, -1, 3, 0, 0]:
     #   mean 0.6, deviations [0.4, -1.6, 2.4, -0.6, -0.6], squares sum 9.2, unbiased var 2.3
-    r = torch.tensor([[2.0, 0.0], [0.0, 0.0], [3.0, 0.0], [4.0, 0.0], [4.0, 7.0]], dtype=T64)
-    m = torch.tensor([[1, 0]] * 5, dtype=T64)  # the 7 on a masked token is ignored
+    r = torch.tensor([[2.0, 0.0], [0.0, 0.0], [3.0, 0.0], [4.0, 0.0], [4.0, 0.0]], dtype=T64)
+    m = torch.tensor([[1, 0]] * 5, dtype=T64)
     adv, ret = reinforce_plus_plus_baseline(token_level_rewards=r, response_mask=m, index=[0, 0, 1, 2, 2],
                                             config=cfg())
     std = math.sqrt(2.3 + 1e-8)

@@ -72,10 +72,10 @@ def test_invalid_method_is_a_user_error():
 def test_config_section_from_dotted_keys(plugin_manager):
     config = resolve_config(RunArgs(env="gsm8k", algo="grpo", overrides=(
         "environment.gsm8k.method=flexible", "environment.gsm8k.format_score=0.2")), plugin_manager)
-    section = config.environment.sections["gsm8k"]
+    section = config.environment.sections["environments"]["gsm8k"]
     assert section == GSM8KEnvConfig(method="flexible", correct_score=1.0, format_score=0.2)
     assert config.environment.env_class == "gsm8k"
     assert config.generator.sampling_params.max_generate_length == 512
     assert config.trainer.max_prompt_length == 512
-    with pytest.raises(ConfigError, match="environment.gsm8k: method must be one of strict, flexible"):
+    with pytest.raises(ConfigError, match="environment.gsm8k.method: method must be one of strict, flexible"):
         resolve_config(RunArgs(env="gsm8k", overrides=("environment.gsm8k.method=fuzzy",)), plugin_manager)

@@ -91,7 +91,7 @@ def test_config_defaults_apply_to_a_run(plugin_manager):
     assert config.generator.eval_sampling_params.max_generate_length == 64
     assert config.generator.eval_sampling_params.temperature == 0.0
     assert config.trainer.max_prompt_length == 128
-    assert config.data.sections["multiply"] == MultiplyDataConfig(num_digits=3)
+    assert config.data.sections["datasets"]["multiply"] == MultiplyDataConfig(num_digits=3)
     assert config.environment.env_class == "multiply"
 
 

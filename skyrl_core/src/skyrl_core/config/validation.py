@@ -17,7 +17,7 @@ import attrs
 from skyrl_core.config.components import name_problems
 from skyrl_core.config.schema import SkyRLConfig
 from skyrl_core.config.sections import section_parents, sections_of
-from skyrl_core.errors import ConfigError
+from skyrl_core.errors import ConfigError, UserError
 from skyrl_core.plugins import PluginManager
 
 #: File suffixes the dataset reader accepts (see :mod:`skyrl_core.data.reader`).
@@ -51,7 +51,7 @@ def field_problems(obj: Any, path: str = "") -> list[str]:
         if field.validator is not None:
             try:
                 field.validator(obj, field, value)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, UserError) as exc:  # plugins' validators may raise any of them
                 problems.append(f"{key}: {exc}")
         if attrs.has(type(value)):
             problems += field_problems(value, key)
