@@ -19,6 +19,7 @@ def test_critic_trains_its_value_loss_down_on_a_fixed_batch(ray_local, plugin_ma
 
     config = run_config(plugin_manager, tiny_model_path, tmp_path / "run", "trainer.algorithm.value_clip=0.2",
                         f"trainer.critic.model.path={tiny_model_path}", "trainer.critic.optimizer_config.lr=1e-2",
+                        "trainer.critic_mini_batch_size=4",
                         env="multiply", algo="gae")
     resolve_auto(config, plugin_manager)
     group = WorkerGroup(role="critic", config=config, config_dict=config_to_dict(config, redact_secrets=False),
@@ -44,7 +45,8 @@ def test_critic_trains_its_value_loss_down_on_a_fixed_batch(ray_local, plugin_ma
 def test_gae_with_a_critic_runs_end_to_end(ray_local, plugin_manager, tiny_model_path, tmp_path):
     out = tmp_path / "run"
     config = run_config(plugin_manager, tiny_model_path, out, "trainer.max_training_steps=2",
-                        f"trainer.critic.model.path={tiny_model_path}", "data.multiply.train_size=32",
+                        f"trainer.critic.model.path={tiny_model_path}", "trainer.critic_mini_batch_size=4",
+                        "data.multiply.train_size=32",
                         "data.multiply.val_size=4", "trainer.algorithm.use_kl_loss=false", algo="gae")
     launch(config, plugin_manager)
     rows = [r for r in read_metrics(out) if "critic/value_loss" in r]
