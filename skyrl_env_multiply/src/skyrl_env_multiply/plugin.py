@@ -12,7 +12,8 @@ from skyrl_env_multiply.env import MultiplyEnv, MultiplyEnvConfig
 
 @hookimpl
 def register_environments(register):
-    register("multiply", MultiplyEnv, config_cls=MultiplyEnvConfig, description="n-digit multiplication, answer in \\boxed{}")
+    register("multiply", MultiplyEnv, config_cls=MultiplyEnvConfig,
+             description="n-digit multiplication, answer in \\boxed{}")
 
 
 @hookimpl

@@ -46,7 +46,7 @@ def cli(debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from skyrl_core.cli import config_cmd, data_cmd, model_cmd, new_cmd, plugins_cmd, run_cmd
+    from skyrl_core.cli import config_cmd, data_cmd, model_cmd, new_cmd, plot_cmd, plugins_cmd, run_cmd
 
     cli.add_command(plugins_cmd.plugins)
     cli.add_command(config_cmd.config)
@@ -54,6 +54,7 @@ def _register_commands() -> None:
     cli.add_command(model_cmd.model)
     cli.add_command(data_cmd.data)
     cli.add_command(new_cmd.new)
+    cli.add_command(plot_cmd.plot)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings API

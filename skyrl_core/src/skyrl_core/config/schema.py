@@ -184,6 +184,7 @@ class TrainerConfig:
     output_dir: str | None = option(None, "Run folder (default: ./skyrl_runs/<project_name>/<run_name>).")
     dump_data_batch: bool = option(False, "Save every training batch to the run folder.")
     num_logger_samples: int = option(4, "Samples written to samples/step_<N>.jsonl per step.")
+    write_plots: bool = option(True, "Write plots/metrics.png (reward, eval reward, ... against steps) at the end.")
     sections: dict[str, Any] = sections_field(("strategies", "loggers"))
 
 
