@@ -42,7 +42,7 @@ start=$(date +%s)
   trainer.seed="$seed" trainer.max_training_steps="$steps" \
   trainer.train_batch_size=4 trainer.policy_mini_batch_size=4 generator.n_samples_per_prompt=8 \
   generator.sampling_params.max_generate_length=48 generator.eval_sampling_params.max_generate_length=48 \
-  trainer.policy.optimizer_config.lr=2e-5 \
+  trainer.policy.optimizer_config.lr="${DEMO_LR:-2e-5}" \
   trainer.bf16=false trainer.gradient_checkpointing=false \
   trainer.micro_train_batch_size_per_gpu=8 trainer.micro_forward_batch_size_per_gpu=16 \
   trainer.eval_before_train=true trainer.eval_interval="$steps" trainer.eval_batch_size=16 \
@@ -59,10 +59,19 @@ rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitli
 rewards = [row["reward/mean"] for row in rows if "reward/mean" in row]
 evals = [(row["step"], row["eval/reward/mean"]) for row in rows if "eval/reward/mean" in row]
 window = min(5, len(rewards) // 2) or 1
-first, last = sum(rewards[:window]) / window, sum(rewards[-window:]) / window
+
+
+def first_and_last(key):
+    values = [row[key] for row in rows if key in row]
+    return sum(values[:window]) / window, sum(values[-window:]) / window
+
+
 print()
 print(f"demo finished: {len(rewards)} GRPO steps in {seconds} s")
-print(f"  mean reward, first {window} steps: {first:.3f}   last {window} steps: {last:.3f}")
+for key, what in (("reward/mean", "mean reward"), ("environment/multiply/formatted", "answers in \\boxed{}"),
+                  ("environment/multiply/correct", "correct answers")):
+    first, last = first_and_last(key)
+    print(f"  {what + ',':<22} first {window} steps: {first:.3f}   last {window} steps: {last:.3f}")
 print("  per step: " + " ".join(f"{r:.2f}" for r in rewards))
 if evals:
     print("  eval reward (greedy, validation set): " + ", ".join(f"step {s}: {r:.3f}" for s, r in evals))

@@ -1,7 +1,8 @@
 """Charts of a run's metrics: ``skyrl plot`` and the ``plots/`` folder a run writes at its end.
 
 Each chart is one metric of ``metrics.jsonl`` against the step, one colour per run: the raw values as a faint line
-with dots, and their exponential moving average (:func:`ema`) as a solid line. Training metrics have a value at
+with dots, and their exponential moving average (:func:`ema`) as a solid line (a series of fewer than
+:data:`MIN_POINTS_TO_SMOOTH` points is drawn raw only, as a solid line). Training metrics have a value at
 every step; ``eval/...`` metrics only at the evaluation steps (step 0 is the evaluation before training).
 Rendering uses matplotlib's Agg canvas directly (no pyplot, no display needed).
 """
@@ -24,6 +25,8 @@ METRICS_FILE = "metrics.jsonl"
 DEFAULT_METRICS = ("reward/mean", "eval/reward/mean", "response_length/mean", "entropy")
 DEFAULT_SMOOTHING = 0.6
 RUN_PLOT = Path("plots") / "metrics.png"
+#: A series with fewer points (e.g. an eval metric of a short run) is drawn raw only: its average would lag far behind.
+MIN_POINTS_TO_SMOOTH = 5
 
 
 def ema(values: Sequence[float], weight: float = DEFAULT_SMOOTHING) -> list[float]:
@@ -107,8 +110,11 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathL
             if not steps:
                 continue
             colour = f"C{run_index % 10}"
-            ax.plot(steps, values, color=colour, alpha=0.3, linewidth=1, marker="o", markersize=3)
-            ax.plot(steps, ema(values, smoothing), color=colour, linewidth=2, label=label)
+            smooth = smoothing > 0 and len(values) >= MIN_POINTS_TO_SMOOTH
+            ax.plot(steps, values, color=colour, alpha=0.3 if smooth else 1.0, linewidth=1, marker="o",
+                    markersize=3, label=None if smooth else label)
+            if smooth:
+                ax.plot(steps, ema(values, smoothing), color=colour, linewidth=2, label=label)
         ax.set_title(metric)
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
