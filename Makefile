@@ -1,4 +1,5 @@
 # skyrl: the README's two commands are `make demo` and `make test`; both set everything up first.
+# `make smoke` is the seconds-long pipeline run on a tiny random model.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,8 +11,9 @@ DISTS := skyrl_core skyrl_env_multiply skyrl_env_gsm8k skyrl_algo_dapo \
 	plugins/skyrl_fsdp plugins/skyrl_deepspeed plugins/skyrl_vllm plugins/skyrl_sglang
 STAMP := $(VENV)/.skyrl-setup
 DEMO_DIR ?= demo_out
+SMOKE_DIR ?= smoke_out
 
-.PHONY: setup test demo lint docs clean
+.PHONY: setup test demo smoke lint docs clean
 
 setup: $(STAMP)
 
@@ -28,6 +30,9 @@ test: setup
 demo: setup
 	WANDB_MODE=disabled bash scripts/demo.sh $(DEMO_DIR)
 
+smoke: setup
+	WANDB_MODE=disabled bash scripts/smoke.sh $(SMOKE_DIR)
+
 lint: setup
 	$(VENV)/bin/ruff check .
 
@@ -35,4 +40,4 @@ docs: setup
 	$(PY) -m skyrl_core.config.docs > docs/config.md
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR)
+	rm -rf $(VENV) $(DEMO_DIR) $(SMOKE_DIR)

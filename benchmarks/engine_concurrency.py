@@ -80,7 +80,8 @@ def main() -> None:
                 start = time.perf_counter()
                 tokens = asyncio.run(mode(engine, requests, args.stagger_ms / 1000))
                 rates[name].append(tokens / (time.perf_counter() - start))
-            print(f"round {round_index + 1}: " + ", ".join(f"{n} {r[-1]:.0f} tok/s" for n, r in rates.items()), flush=True)
+            latest = ", ".join(f"{n} {r[-1]:.0f} tok/s" for n, r in rates.items())
+            print(f"round {round_index + 1}: {latest}", flush=True)
         median = {name: statistics.median(r) for name, r in rates.items()}
         print("median: " + ", ".join(f"{n} {v:.0f} tok/s" for n, v in median.items()))
         print(f"concurrent / batch = {median['concurrent'] / median['batch']:.2f}; "

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from skyrl_env_multiply.env import MultiplyEnv
+from skyrl_env_multiply.env import MultiplyEnv, MultiplyEnvConfig
 
 EXTRAS = {"reward_spec": {"method": "rule", "ground_truth": "408"}, "data_source": "synthetic_multiply",
           "extra_info": {"num_digits": 2, "split": "train"}, "max_turns": 1}
 
 
-def _step(action: str, extras: dict | None = None):
-    env = MultiplyEnv(None, dict(extras or EXTRAS))
+def _step(action: str, extras: dict | None = None, config: MultiplyEnvConfig | None = None):
+    env = MultiplyEnv(config, dict(extras or EXTRAS))
     out = env.step(action)
     return env, out, env.get_metrics()
 
@@ -29,6 +29,23 @@ def test_wrong_boxed_answer():
     _, out, metrics = _step("\\boxed{418}")
     assert out.reward == 0.0 and out.done
     assert metrics == {"correct": 0.0, "formatted": 1.0}
+
+
+@pytest.mark.parametrize(("action", "reward"), [
+    ("\\boxed{408}", 1.0),   # correct: the full reward, not the format reward
+    ("\\boxed{418}", 0.25),  # wrong but well formed
+    ("418", 0.0),             # no boxed answer
+    ("\\boxed{}", 0.0),      # an empty box is not an answer
+])
+def test_format_score_rewards_only_wrong_boxed_answers(action, reward):
+    _, out, metrics = _step(action, config=MultiplyEnvConfig(format_score=0.25))
+    assert out.reward == reward
+    assert metrics["formatted"] == float(reward > 0)
+
+
+def test_format_score_defaults_to_zero():
+    assert MultiplyEnvConfig().format_score == 0.0
+    assert _step("\\boxed{418}", config=MultiplyEnvConfig())[1].reward == 0.0
 
 
 def test_first_box_counts():

@@ -7,14 +7,14 @@ import sys
 
 from skyrl_core.plugins import PluginManager
 from skyrl_env_multiply.dataset import MultiplyDataConfig, MultiplyDatasetBuilder
-from skyrl_env_multiply.env import MultiplyEnv
+from skyrl_env_multiply.env import MultiplyEnv, MultiplyEnvConfig
 
 
 def test_entry_point_discovery():
     pm = PluginManager()
     assert pm.registry("environments")["multiply"] is MultiplyEnv
     env_entry = pm.registry("environments").entry("multiply")
-    assert env_entry.config_cls is None
+    assert env_entry.config_cls is MultiplyEnvConfig
     assert env_entry.plugin.distribution == "skyrl-env-multiply"
     assert env_entry.plugin.entry_point == "skyrl:multiply -> skyrl_env_multiply.plugin"
     data_entry = pm.registry("datasets").entry("multiply")

@@ -12,11 +12,11 @@ from __future__ import annotations
 import importlib.metadata as _md
 
 from skyrl_env_multiply.dataset import MultiplyDataConfig, MultiplyDatasetBuilder
-from skyrl_env_multiply.env import MultiplyEnv
+from skyrl_env_multiply.env import MultiplyEnv, MultiplyEnvConfig
 
 try:
     __version__ = _md.version("skyrl-env-multiply")
 except _md.PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["MultiplyDataConfig", "MultiplyDatasetBuilder", "MultiplyEnv", "__version__"]
+__all__ = ["MultiplyDataConfig", "MultiplyDatasetBuilder", "MultiplyEnv", "MultiplyEnvConfig", "__version__"]

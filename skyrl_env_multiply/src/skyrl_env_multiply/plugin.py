@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from skyrl_core import hookimpl
 from skyrl_env_multiply.dataset import MultiplyDataConfig, MultiplyDatasetBuilder
-from skyrl_env_multiply.env import MultiplyEnv
+from skyrl_env_multiply.env import MultiplyEnv, MultiplyEnvConfig
 
 
 @hookimpl
 def register_environments(register):
-    register("multiply", MultiplyEnv, description="n-digit multiplication, answer in \\boxed{}")
+    register("multiply", MultiplyEnv, config_cls=MultiplyEnvConfig,
+             description="n-digit multiplication, answer in \\boxed{}")
 
 
 @hookimpl

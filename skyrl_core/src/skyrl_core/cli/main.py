@@ -46,7 +46,16 @@ def cli(debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from skyrl_core.cli import checkpoint_cmds, config_cmd, data_cmd, model_cmd, new_cmd, plugins_cmd, run_cmd
+    from skyrl_core.cli import (
+        checkpoint_cmds,
+        config_cmd,
+        data_cmd,
+        model_cmd,
+        new_cmd,
+        plot_cmd,
+        plugins_cmd,
+        run_cmd,
+    )
 
     cli.add_command(plugins_cmd.plugins)
     cli.add_command(config_cmd.config)
@@ -56,6 +65,7 @@ def _register_commands() -> None:
     cli.add_command(new_cmd.new)
     cli.add_command(checkpoint_cmds.eval_command)
     cli.add_command(checkpoint_cmds.export_command)
+    cli.add_command(plot_cmd.plot)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings API

@@ -333,6 +333,8 @@ class TrainerConfig:
     dump_data_batch: bool = option(False, "Save every training batch to the run folder.", unsupported=True)
     num_logger_samples: int = option(4, "Samples written to samples/step_<N>.jsonl per step.",
                                      read_in="trainer/loop.py", check=at_least(0))
+    write_plots: bool = option(True, "Write plots/metrics.png (reward, eval reward, ... against steps) at the end.",
+                               read_in="trainer/launch.py")
     sections: dict[str, Any] = sections_field()
 
 

@@ -13,6 +13,7 @@ from skyrl_core.config.components import check_components, resolve_auto
 from skyrl_core.config.loader import component_section, config_to_dict
 from skyrl_core.config.schema import SkyRLConfig
 from skyrl_core.errors import UserError
+from skyrl_core.plotting import write_run_plots
 from skyrl_core.plugins import PluginManager, get_plugin_manager
 
 log = logging.getLogger("skyrl")
@@ -75,6 +76,8 @@ def launch(config: SkyRLConfig, pm: PluginManager | None = None) -> Path:
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
     train_files, val_files = resolve_data(config, pm, run_dir)
     run_training(config, pm, run_dir, train_files, val_files)
+    if config.trainer.write_plots:
+        write_run_plots(run_dir)
     console.print(f"run folder: {run_dir.resolve()} (metrics.jsonl, samples/, config.yaml)", highlight=False)
     return run_dir
 
