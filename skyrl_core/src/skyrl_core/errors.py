@@ -8,7 +8,9 @@ from __future__ import annotations
 
 
 class SkyrlError(Exception):
-    """Base class of every skyrl exception."""
+    """Base class of every skyrl exception; the CLI prints its message and exits with ``exit_code``."""
+
+    exit_code = 1
 
 
 class UserError(SkyrlError):

@@ -12,7 +12,7 @@ import warnings
 import click
 
 from skyrl_core.cli.common import console_err
-from skyrl_core.errors import UserError
+from skyrl_core.errors import SkyrlError, UserError
 
 
 def _version_text() -> str:
@@ -100,11 +100,12 @@ def main(argv: list[str] | None = None) -> None:
     _register_commands()
     try:
         code = cli.main(args=argv, prog_name="skyrl", standalone_mode=False)
-    except UserError as exc:
+    except SkyrlError as exc:  # user errors (2), runs stopped by a signal (130/143), failed workers (1)
         if debug:
             traceback.print_exc()
-        console_err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        label = "error" if isinstance(exc, UserError) or exc.exit_code == 1 else "stopped"
+        console_err.print(f"[bold red]{label}:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        _exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

@@ -297,6 +297,8 @@ class TrainerConfig:
     max_ckpts_to_keep: int = option(-1, "Keep at most this many checkpoints (-1: all).",
                                     read_in="trainer/checkpoint.py", check=minus_one_or_at_least(1))
     ckpt_interval: int = option(10, "Checkpoint every N steps (<= 0: only at the end).", read_in="trainer/loop.py")
+    ckpt_on_signal: bool = option(True, "On SIGINT/SIGTERM, finish the step and write a checkpoint before exiting.",
+                                  read_in="trainer/loop.py")
     hf_save_interval: int = option(-1, "Export an HF model every N steps (-1: never).", read_in="trainer/loop.py")
     export_path: str | None = option(None, "Folder of HF exports (default: <output_dir>/exports).",
                                      read_in="trainer/loop.py")

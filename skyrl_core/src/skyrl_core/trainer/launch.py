@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,7 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
         warn_on_changed_settings,
     )
     from skyrl_core.trainer.loop import Trainer
+    from skyrl_core.trainer.stopping import RunStopped, StopRequest
 
     torch.set_num_threads(1)
     trainer = config.trainer
@@ -122,10 +124,19 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
                            project_name=trainer.project_name, run_name=trainer.run_name,
                            config=config_to_dict(config), sections=sections_of(trainer, "loggers"))
     init_ray()
-    actors = RunActors(config, config_dict, pm, cpu_count=os.cpu_count() or 1)
-    try:
-        Trainer(config=config, pm=pm, actors=actors, tokenizer=tokenizer, train_loader=loader,
-                val_rows=val_rows, loggers=loggers, checkpoints=checkpoints, run_dir=run_dir).fit(resume)
-    finally:
-        loggers.finish()
-        actors.shutdown()
+    with StopRequest() as stop:
+        actors = RunActors(config, config_dict, pm, cpu_count=os.cpu_count() or 1)
+        try:
+            trainer = Trainer(config=config, pm=pm, actors=actors, tokenizer=tokenizer, train_loader=loader,
+                              val_rows=val_rows, loggers=loggers, checkpoints=checkpoints, run_dir=run_dir,
+                              stop=stop)
+            trainer.fit(resume)
+        finally:
+            loggers.finish()
+            actors.shutdown()
+    if stop.requested:
+        saved = (f"the checkpoint of step {trainer.global_step} is in {checkpoints.root}; continue with the same "
+                 "command (trainer.resume_mode=latest)" if config.trainer.ckpt_on_signal
+                 else "no checkpoint was written (trainer.ckpt_on_signal=false)")
+        raise RunStopped(stop.signum, f"stopped by {signal.Signals(stop.signum).name} after step "
+                                      f"{trainer.global_step}: {saved}")

@@ -27,6 +27,7 @@ from skyrl_core.trainer.evaluation import evaluate, generate_rows, write_eval_sa
 from skyrl_core.trainer.handoff import DeviceHandoff
 from skyrl_core.trainer.metrics import rollout_metrics, sample_records
 from skyrl_core.trainer.sampling import sample_batch
+from skyrl_core.trainer.stopping import StopRequest
 from skyrl_core.trainer.train_batch import TrainingBatch, split_for_workers
 from skyrl_core.trainer.weight_sync import WeightSyncDriver
 
@@ -36,10 +37,11 @@ class Trainer:
 
     def __init__(self, *, config: Any, pm: Any, actors: Any, tokenizer: Any, train_loader: Any,
                  val_rows: list[Any], loggers: Any, checkpoints: CheckpointWriter | None = None,
-                 run_dir: Path | None = None):
+                 run_dir: Path | None = None, stop: StopRequest | None = None):
         self.config = config
         self.actors, self.tokenizer, self.loader, self.val_rows = actors, tokenizer, train_loader, val_rows
         self.loggers, self.checkpoints, self.run_dir = loggers, checkpoints, run_dir
+        self.stop = stop or StopRequest()
         self.global_step = 0
         self.weight_sync = WeightSyncDriver(config, actors)
         self.handoff = DeviceHandoff(
@@ -81,8 +83,14 @@ class Trainer:
                 last_save = self.global_step
             if trainer.hf_save_interval > 0 and self.global_step % trainer.hf_save_interval == 0:
                 self.export_hf()
+            if self.stop.requested:
+                break
+        if self.stop.requested and not trainer.ckpt_on_signal:
+            return
         if last_save != self.global_step:
             self.save_checkpoint()
+        if self.stop.requested:
+            return
         if self.val_rows and trainer.eval_interval > 0 and last_eval != self.global_step:
             self.loggers.log(self.evaluate(), step=self.global_step)
 
