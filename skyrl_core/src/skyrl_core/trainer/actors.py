@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from skyrl_core.inference.client import EngineClient
+from skyrl_core.trainer.faults import ActorDirectory
 from skyrl_core.trainer.train_batch import TrainingBatch, split_rows
 from skyrl_core.workers.groups import WorkerGroup, make_engines, make_placement
 
@@ -37,6 +38,10 @@ class RunActors:
                        if needs_critic else None)
         self.engines = make_engines(config, config_dict, placement, num_threads=max(1, cpu_count // num_engines))
         self.engine_client = EngineClient(self.engines)
+        self.directory = ActorDirectory()
+        for group in self.train_groups:
+            self.directory.add(group.actors, [f"{group.role} worker rank {r}" for r in range(group.world_size)])
+        self.directory.add(self.engines, [f"inference engine {i}" for i in range(len(self.engines))])
 
     @property
     def train_groups(self) -> list[WorkerGroup]:

@@ -123,14 +123,17 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
     loggers = make_loggers(trainer.logger, registry=pm.registry("loggers"), run_dir=run_dir,
                            project_name=trainer.project_name, run_name=trainer.run_name,
                            config=config_to_dict(config), sections=sections_of(trainer, "loggers"))
-    init_ray()
+    ray = init_ray()
     with StopRequest() as stop:
         actors = RunActors(config, config_dict, pm, cpu_count=os.cpu_count() or 1)
+        actors.directory.write(run_dir / "actors.json")
         try:
             trainer = Trainer(config=config, pm=pm, actors=actors, tokenizer=tokenizer, train_loader=loader,
                               val_rows=val_rows, loggers=loggers, checkpoints=checkpoints, run_dir=run_dir,
                               stop=stop)
             trainer.fit(resume)
+        except ray.exceptions.RayActorError as exc:
+            raise actors.directory.describe(exc, checkpoints.root) from None
         finally:
             loggers.finish()
             actors.shutdown()

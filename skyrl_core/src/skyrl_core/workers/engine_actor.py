@@ -7,6 +7,7 @@ that loop (the ``hf`` engine computes on a thread of its own).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +48,9 @@ class EngineActor:
             **dict(generator.engine_init_kwargs),
         )
         self.index = index
+
+    def pid(self) -> int:
+        return os.getpid()
 
     def num_receivers(self) -> int:
         return self.engine.num_receivers

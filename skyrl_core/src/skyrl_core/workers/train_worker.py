@@ -10,6 +10,7 @@ reduction normalised over the whole mini-batch across micro-batches and data-par
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any
 
@@ -38,6 +39,9 @@ class TrainWorker(WorkerStateMixin, CriticMixin):
         self.role, self.rank, self.world_size = role, rank, world_size
         self.strategy: Any = None
         self._sender: Any = None
+
+    def pid(self) -> int:
+        return os.getpid()
 
     def free_address(self) -> tuple[str, int]:
         """An address and free port for the group's rendezvous (called on rank 0)."""

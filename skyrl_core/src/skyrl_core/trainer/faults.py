@@ -1,0 +1,74 @@
+"""Naming a worker or engine that died: which actor (role, rank or index, process id), the cause Ray reports and
+the last lines of its log, and how to continue from the last complete checkpoint. Exit status 1."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from skyrl_core.errors import SkyrlError
+
+#: Log lines of the dead actor shown in the message.
+TAIL_LINES = 12
+
+
+class WorkerDied(SkyrlError):
+    """An actor of the run died (killed, out of memory, crashed); the run stopped. Exit status 1."""
+
+
+class ActorDirectory:
+    """Who every actor of a run is: actor id -> (label, pid)."""
+
+    def __init__(self) -> None:
+        self.actors: dict[str, tuple[str, int]] = {}
+
+    def add(self, handles: list[Any], labels: list[str]) -> None:
+        import ray
+
+        pids = ray.get([handle.pid.remote() for handle in handles])
+        for handle, label, pid in zip(handles, labels, pids, strict=True):
+            self.actors[handle._actor_id.hex()] = (label, pid)
+
+    def write(self, path: Path) -> None:
+        """``actors.json`` in the run folder: every actor's label and process id (to find its logs, or a culprit)."""
+        path.write_text(json.dumps({label: pid for label, pid in self.actors.values()}, indent=1))
+
+    def describe(self, error: Any, ckpt_root: Path | None) -> WorkerDied:
+        """A :class:`WorkerDied` for ``error`` (a ``ray.exceptions.RayActorError``)."""
+        label, pid = self.actors.get(getattr(error, "actor_id", None) or "", ("an actor of the run", 0))
+        cause = str(error).strip().splitlines()
+        lines = [f"{label} (pid {pid}) died: {cause[0] if cause else 'no cause reported'}"]
+        if getattr(error, "preempted", False):
+            lines.append("its node was preempted")
+        tail = _log_tail(pid) if pid else []
+        if tail:
+            lines.append("last lines of its log:")
+            lines += [f"  | {line}" for line in tail]
+        latest = ckpt_root / "latest" if ckpt_root is not None else None
+        if latest is not None and latest.is_file():
+            lines.append(f"the last complete checkpoint, {ckpt_root / latest.read_text().strip()}, and the metrics "
+                         "written so far are intact: run the same command again to continue from it")
+        else:
+            lines.append("no checkpoint was written yet; the metrics written so far are intact")
+        return WorkerDied("\n".join(lines))
+
+
+def _log_tail(pid: int) -> list[str]:
+    """The last lines of the Ray worker logs of process ``pid`` (stderr first), from the current Ray session."""
+    try:
+        import ray
+
+        session = ray._private.worker._global_node.get_session_dir_path()  # noqa: SLF001 - no public API
+    except Exception:  # noqa: BLE001 - no session, no logs
+        return []
+    lines: list[str] = []
+    for path in sorted(glob.glob(os.path.join(session, "logs", f"worker-*-{pid}.*"))):
+        try:
+            text = Path(path).read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        lines += [line for line in text if line.strip()]
+    return lines[-TAIL_LINES:]
