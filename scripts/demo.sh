@@ -7,7 +7,7 @@
 #   2. build the one-digit multiply dataset and train GRPO (no KL, format reward 0.1 for a wrong boxed answer);
 #   3. print the run folder, the mean reward of the first and last steps, and the plot.
 #
-# Settings (environment variables): DEMO_STEPS (default 15), DEMO_SEED (0), SKYRL_DEMO_CACHE
+# Settings (environment variables): DEMO_STEPS (default 15), DEMO_SEED (0), DEMO_LR (2e-5), SKYRL_DEMO_CACHE
 # (default ~/.cache/skyrl/demo). Usage: scripts/demo.sh [OUTPUT_DIR] (default demo_out).
 set -euo pipefail
 out="${1:-demo_out}"
