@@ -65,15 +65,20 @@ def _letters_data(tmp_path, n=64):
     return path
 
 
-@pytest.mark.parametrize("arch", ["qwen2", "llama"])
-def test_grpo_learns_a_learnable_env(ray_local, plugin_manager, register_plugin, tmp_path, arch):
+#: PPO with a critic (gae): the critic starts from the policy's weights with a fresh value head.
+GAE = ("trainer.critic_mini_batch_size=8", "trainer.critic.optimizer_config.lr=1e-3")
+
+
+@pytest.mark.parametrize(("arch", "algo"), [("qwen2", "grpo"), ("llama", "grpo"), ("qwen2", "gae")])
+def test_learns_a_learnable_env(ray_local, plugin_manager, register_plugin, tmp_path, arch, algo):
     register_plugin(_LetterPlugin())
     model = make_tiny_model(tmp_path / "model", arch=arch, seed=3)
     out = tmp_path / "run"
+    extra = (*GAE, f"trainer.critic.model.path={model}") if algo == "gae" else ()
     config = run_config(plugin_manager, model, out, f"data.train_data=['{_letters_data(tmp_path)}']",
                         "trainer.train_batch_size=8", "trainer.policy_mini_batch_size=8", "trainer.epochs=10",
                         "trainer.max_training_steps=30", "trainer.policy.optimizer_config.lr=3e-3",
-                        "trainer.algorithm.use_kl_loss=false", env=None)
+                        "trainer.algorithm.use_kl_loss=false", *extra, env=None, algo=algo)
     launch(config, plugin_manager)
     rewards = [m["reward/mean"] for m in read_metrics(out) if "reward/mean" in m]
     assert len(rewards) == 30
