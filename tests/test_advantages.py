@@ -91,6 +91,14 @@ def test_index_length_mismatch():
         grpo(token_level_rewards=r, response_mask=m, index=[0], config=cfg())
 
 
+def test_grpo_equal_rewards_that_float32_cannot_average_exactly_give_exactly_zero():
+    # 0.1 is not a binary fraction: the float32 mean of eight 0.1s is off by an ulp, and (s - mean) / (std + 1e-6)
+    # with std ~ 1e-8 would be ~1e-2; a group with all-equal scores carries no signal and gets exactly 0
+    r = torch.full((8, 1), 0.1, dtype=torch.float32)
+    adv, _ = grpo(token_level_rewards=r, response_mask=torch.ones(8, 1), index=[0] * 8, config=cfg())
+    assert torch.equal(adv, torch.zeros_like(adv))
+
+
 def test_grpo_all_equal_rewards_give_zero():
     # every group has equal scores: s - mean = 0 in both modes (0 / (0 + 1e-6) = 0), no NaN
     r, m = outcome_rows([1, 1, 0, 0])

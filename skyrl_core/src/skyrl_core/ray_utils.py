@@ -40,6 +40,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, extra_env:
         "log_to_driver": True,
         "configure_logging": False,
     }
+    # Ray starts its workers at nice 15 by default: on a busy machine they then lose to every other process and a
+    # step takes several times longer. The workers are the run's compute; give them the driver's priority.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     if address:
         ray.init(address=address, **kwargs)
     else:

@@ -82,6 +82,8 @@ def grpo(
     ``A_i = (s_i - mean_g) / (std_g + 1e-6)`` with ``std_g`` the unbiased (n - 1) standard deviation
     (``torch.std``), or ``A_i = s_i - mean_g`` when ``config.grpo_norm_by_std`` is False (Dr. GRPO).
     A group of size 1 uses mean 0 and std 1 (as SkyRL), so its advantage is ``s_i / (1 + 1e-6)`` (or ``s_i``).
+    A group of n >= 2 whose scores are all equal gets exactly 0 (a departure from SkyRL, where float32 rounding of
+    the mean, divided by ``std + 1e-6`` with std near 0, leaves advantages of the order of 1e-2).
     ``A_i`` is broadcast over the row's tokens and multiplied by the mask; ``returns = advantages``.
     """
     mask = response_mask.to(token_level_rewards.dtype)
@@ -93,6 +95,8 @@ def grpo(
         s = scores[idx]
         if len(rows) == 1:
             mean, std = s.new_zeros(()), s.new_ones(())
+        elif bool((s == s[0]).all()):
+            continue  # all equal: no signal, advantage exactly 0
         else:
             mean, std = s.mean(), s.std()
         out[idx] = (s - mean) / (std + GRPO_EPS) if norm_by_std else s - mean
