@@ -27,8 +27,12 @@ def _weights(checkpoint, tmp_path, name):
     return load_file(str(folder / "model.safetensors"))
 
 
+#: Measurements of the engine-vs-trainer gap: their last bits depend on which requests shared a decode batch.
+NOISE = ("rollout/logprob_diff_mean", "weight_sync/probe_gap")
+
+
 def _comparable(row: dict) -> dict:
-    return {k: v for k, v in row.items() if not k.startswith(("timing/", "throughput/"))}
+    return {k: v for k, v in row.items() if not k.startswith(("timing/", "throughput/")) and k not in NOISE}
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -44,12 +48,13 @@ def test_resumed_run_continues_exactly(ray_local, plugin_manager, tiny_model_pat
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name
-    rows_a = {r["step"]: _comparable(r) for r in read_metrics(whole)}
+    rows_a = {r["step"]: r for r in read_metrics(whole)}
     rows_b = [r for r in read_metrics(split)]
     assert [r["step"] for r in rows_b] == [1, 2, 3, 4]  # appended, nothing duplicated or lost
     for row in rows_b[2:]:
-        # equal up to the last bits of the engine's log-probs, which depend on how requests shared a decode batch
-        assert _comparable(row) == pytest.approx(rows_a[row["step"]], rel=1e-6, abs=1e-8)
+        assert _comparable(row) == pytest.approx(_comparable(rows_a[row["step"]]), rel=1e-6, abs=1e-9)
+        for key in NOISE:
+            assert row[key] == pytest.approx(rows_a[row["step"]][key], abs=1e-6)
 
 
 def test_resume_with_another_worker_count_and_without_the_optimizer(ray_local, plugin_manager, tiny_model_path,
