@@ -17,7 +17,7 @@ from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, Offlo
 
 from skyrl_core.errors import UserError
 from skyrl_core.strategy.base import ModelHead
-from skyrl_core.strategy.common import load_hf_model
+from skyrl_core.strategy.common import enable_activation_checkpointing, load_hf_model
 
 
 def device_mesh(device: torch.device, world_size: int, fsdp_size: int, section: str) -> DeviceMesh:
@@ -59,7 +59,7 @@ def build_sharded_model(model_path: str, run_config: Any, *, head: ModelHead, tr
     with torch.device("meta"):
         model = loader.from_config(hf_config, dtype=torch.float32)
     if trainable and run_config.trainer.gradient_checkpointing:
-        _enable_activation_checkpointing(model, run_config)
+        enable_activation_checkpointing(model, run_config)
 
     bf16 = run_config.trainer.bf16
     shard_kwargs = dict(
@@ -78,15 +78,6 @@ def build_sharded_model(model_path: str, run_config: Any, *, head: ModelHead, tr
     if not trainable:
         model.requires_grad_(False)
     return model
-
-
-def _enable_activation_checkpointing(model: torch.nn.Module, run_config: Any) -> None:
-    kwargs = {"use_reentrant": run_config.trainer.gradient_checkpointing_use_reentrant}
-    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 (the old name is deprecated)
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    model.config.use_cache = False
 
 
 def _load_from_rank0(model: torch.nn.Module, model_path: str, run_config: Any, *, head: ModelHead,

@@ -21,7 +21,7 @@ from torch.distributed.tensor import DTensor
 
 from skyrl_core.errors import UserError
 from skyrl_core.strategy.base import Mesh, ModelHead, StepStats, Strategy
-from skyrl_core.strategy.common import build_optimizer_and_scheduler
+from skyrl_core.strategy.common import build_optimizer_and_scheduler, move_optimizer_state
 from skyrl_core.weight_sync.base import WeightChunk, buckets_of
 from skyrl_fsdp.config import FSDPConfig
 from skyrl_fsdp.sharding import build_sharded_model, device_mesh
@@ -144,7 +144,7 @@ class FSDP2Strategy(Strategy):
         if model and self.model is not None:
             self.model.to("cpu")
         if optimizer and self.optimizer is not None:
-            _move_optimizer_state(self.optimizer, torch.device("cpu"))
+            move_optimizer_state(self.optimizer, torch.device("cpu"))
         torch.cuda.empty_cache()
 
     def onload(self, *, model: bool = True, optimizer: bool = True) -> None:
@@ -153,7 +153,7 @@ class FSDP2Strategy(Strategy):
         if model and self.model is not None:
             self.model.to(self.device)
         if optimizer and self.optimizer is not None:
-            _move_optimizer_state(self.optimizer, self.device)
+            move_optimizer_state(self.optimizer, self.device)
 
     def _state(self, *, with_optimizer: bool) -> dict[str, Any]:
         from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
@@ -199,10 +199,3 @@ def _global_norm(grads: list[torch.Tensor]) -> float:
     if isinstance(norm, DTensor):
         norm = norm.full_tensor()
     return float(norm)
-
-
-def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    for state in optimizer.state.values():
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor):
-                state[key] = value.to(device, non_blocking=True)

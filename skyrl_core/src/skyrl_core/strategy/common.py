@@ -42,16 +42,29 @@ def load_hf_model(model_path: str, run_config: Any, *, trainable: bool, head: Mo
     if trainable:
         model.train()
         if run_config.trainer.gradient_checkpointing:
-            kwargs = {"use_reentrant": run_config.trainer.gradient_checkpointing_use_reentrant}
-            if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 (the old name is deprecated)
-                model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-            else:
-                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-            model.config.use_cache = False
+            enable_activation_checkpointing(model, run_config)
     else:
         model.eval()
         model.requires_grad_(False)
     return model
+
+
+def enable_activation_checkpointing(model: torch.nn.Module, run_config: Any) -> None:
+    """Recompute activations in backward (``trainer.gradient_checkpointing_use_reentrant`` picks the variant)."""
+    kwargs = {"use_reentrant": run_config.trainer.gradient_checkpointing_use_reentrant}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 (the old name is deprecated)
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    model.config.use_cache = False
+
+
+def move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """Every tensor of the optimizer's state (AdamW moments, step counts) to ``device``."""
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                state[key] = value.to(device, non_blocking=True)
 
 
 def build_optimizer_and_scheduler(model: torch.nn.Module, optimizer_config: Any) -> tuple[Any, Any]:

@@ -23,6 +23,7 @@ from skyrl_core.strategy.common import (
     clip_and_step,
     load_hf_model,
     load_state_files,
+    move_optimizer_state,
     save_state_files,
 )
 from skyrl_core.weight_sync.base import WeightChunk, buckets_of
@@ -112,7 +113,7 @@ class DDPStrategy(Strategy):
         if model and self.model is not None:
             self.model.to("cpu")
         if optimizer and self.optimizer is not None:
-            _move_optimizer_state(self.optimizer, torch.device("cpu"))
+            move_optimizer_state(self.optimizer, torch.device("cpu"))
         torch.cuda.empty_cache()
 
     def onload(self, *, model: bool = True, optimizer: bool = True) -> None:
@@ -121,7 +122,7 @@ class DDPStrategy(Strategy):
         if model and self.model is not None:
             self.model.to(self.device)
         if optimizer and self.optimizer is not None:
-            _move_optimizer_state(self.optimizer, self.device)
+            move_optimizer_state(self.optimizer, self.device)
 
     def save_checkpoint(self, folder: str) -> None:
         """Rank 0 writes the full model (safetensors) and optimizer/schedule state; replicas are identical."""
@@ -132,10 +133,3 @@ class DDPStrategy(Strategy):
         """Every rank reads the full state (so a checkpoint loads with any number of ranks)."""
         load_state_files(folder, self.unwrapped_model, self.optimizer if load_optimizer else None,
                          self.scheduler if load_optimizer else None, device=self.device)
-
-
-def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    for state in optimizer.state.values():
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor):
-                state[key] = value.to(device, non_blocking=True)
