@@ -1,5 +1,6 @@
-"""SIGTERM (preemption) during a run: the step finishes, a checkpoint is written, metrics stay valid, the exit
-status is 143, and the same command continues from that checkpoint."""
+"""Faults during a run, from outside. SIGTERM (preemption): the step finishes, a checkpoint is written, metrics stay
+valid, the exit status is 143, and the same command continues from that checkpoint. A killed worker or engine:
+the run ends within seconds naming it, with exit status 1, and what was written stays valid."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 from conftest import SKYRL
 from e2e_helpers import FAST
 
@@ -46,27 +48,37 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_that_resumes(tiny_model_
     assert [r["step"] for r in _rows(out)] == list(range(1, last + 2))
 
 
-def test_a_killed_policy_worker_ends_the_run_naming_it(tiny_model_path, tmp_path):
-    out = tmp_path / "run"
+def _kill_during_a_run(model, out, label: str) -> tuple[int, int, str, float]:
+    """Start a long run, SIGKILL the actor ``label`` (from actors.json) after step 1; (pid, exit status, stderr,
+    seconds from the kill to the exit)."""
     process = subprocess.Popen(
-        [SKYRL, "run", "--env", "multiply", f"trainer.policy.model.path={tiny_model_path}",
-         f"trainer.output_dir={out}", *FAST, "data.multiply.train_size=400", "trainer.ckpt_interval=1",
-         "trainer.algorithm.use_kl_loss=false", "trainer.max_training_steps=100"],
+        [SKYRL, "run", "--env", "multiply", f"trainer.policy.model.path={model}", f"trainer.output_dir={out}",
+         *FAST, "data.multiply.train_size=400", "trainer.ckpt_interval=1", "trainer.algorithm.use_kl_loss=false",
+         "trainer.max_training_steps=100"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240
         while not any(r.get("step", 0) >= 1 for r in _rows(out)):
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
             time.sleep(0.5)
-        pid = json.loads((out / "actors.json").read_text())["policy worker rank 0"]
+        pid = json.loads((out / "actors.json").read_text())[label]
         os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
         _, err = process.communicate(timeout=120)
+        return pid, process.returncode, err, time.monotonic() - killed
     finally:
         process.kill()
-    assert process.returncode == 1, err[-3000:]
-    assert time.monotonic() - killed < 60
-    assert f"policy worker rank 0 (pid {pid}) died" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("label", ["policy worker rank 0", "inference engine 0"])
+def test_a_killed_worker_or_engine_ends_the_run_naming_it(tiny_model_path, tmp_path, label):
+    out = tmp_path / "run"
+    pid, status, err, seconds = _kill_during_a_run(tiny_model_path, out, label)
+    assert status == 1, err[-3000:]
+    assert seconds < 60
+    assert f"{label} (pid {pid}) died" in err and "Traceback" not in err
     assert "run the same command again to continue" in err
     steps = [r["step"] for r in _rows(out)]
     assert steps == list(range(1, len(steps) + 1))  # every metric row written before the fault is intact
+    latest = (out / "ckpts" / "latest").read_text()
+    assert (out / "ckpts" / latest / "trainer_state.json").is_file()  # the last checkpoint is complete
