@@ -40,3 +40,19 @@ def test_plugin_file_with_a_misspelt_hook_exits_2(skyrl_cli, tmp_path):
     result = skyrl_cli("config", "show", "--plugin", str(plugin))
     assert result.returncode == 2
     assert "register_enviroments" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_console_shows_skyrl_lines_and_actor_output_goes_to_logs(skyrl_cli, tiny_model_path, tmp_path):
+    from e2e_helpers import FAST
+
+    out = tmp_path / "run"
+    result = skyrl_cli("run", "--env", "multiply", f"trainer.policy.model.path={tiny_model_path}",
+                       f"trainer.output_dir={out}", *FAST, "trainer.max_training_steps=1",
+                       "data.multiply.train_size=16", "data.multiply.val_size=4", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    console = result.stdout + result.stderr
+    assert "Loading weights" not in console and "pid=" not in console  # no progress bars, no Ray prefixes
+    assert "run folder:" in console
+    logs = out / "logs"
+    assert (logs / "driver.log").is_file()
+    assert (logs / "policy_worker_rank_0.log").is_file() and (logs / "inference_engine_0.log").is_file()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+VERBOSE_ENV = "SKYRL_VERBOSE"
 #: Environment variables passed on to every Ray worker.
 FORWARDED_ENV = (
     "SKYRL_PLUGIN_FILES",
@@ -18,9 +19,16 @@ FORWARDED_ENV = (
 )
 
 
+def verbose() -> bool:
+    """``skyrl run --verbose`` (``SKYRL_VERBOSE=1``): the workers' own output shown live on the console."""
+    return os.environ.get(VERBOSE_ENV) == "1"
+
+
 def worker_env() -> dict[str, str]:
     env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not verbose():  # no "Loading weights" progress bar from every actor
+        env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     return env
 
 
@@ -37,7 +45,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, extra_env:
     address = address or os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = {
         "runtime_env": {"env_vars": {**worker_env(), **(extra_env or {})}},
-        "log_to_driver": True,
+        # quiet by default: the workers' output goes to the run folder's logs/ (see trainer.actor_logs)
+        "log_to_driver": verbose(),
         "configure_logging": False,
     }
     # Ray starts its workers at nice 15 by default: on a busy machine they then lose to every other process and a

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from skyrl_core.cli.common import console, load_run_config, run_options
+from skyrl_core.cli.common import console, load_run_config, run_options, verbose_option
 
 
 @click.command("eval")
 @click.option("--checkpoint", type=click.Path(), help="A checkpoint folder (ckpts/global_step_<N>) to evaluate.")
 @click.option("--model", type=click.Path(), help="An HF model folder (e.g. from skyrl export) to evaluate.")
 @run_options
+@verbose_option
 def eval_command(checkpoint, model, env, algo, config_file, plugin_files, overrides) -> None:  # noqa: ANN001
     """Evaluate without training: skyrl eval --checkpoint DIR | --model PATH [--env NAME] [key=value ...].
 

@@ -30,6 +30,19 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def verbose_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--verbose: the workers' own output (library logs, progress bars) live on the console; it always goes to
+    ``<run folder>/logs/``. Sets ``SKYRL_VERBOSE=1`` before Ray starts."""
+
+    def enable(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        if value:
+            os.environ["SKYRL_VERBOSE"] = "1"
+        return value
+
+    return click.option("--verbose", is_flag=True, expose_value=False, callback=enable,
+                        help="Show the workers' output live (it always goes to <run folder>/logs/).")(fn)
+
+
 def load_run_config(
     env: str | None, algo: str | None, config_file: str | None, plugin_files: tuple[str, ...],
     overrides: tuple[str, ...],

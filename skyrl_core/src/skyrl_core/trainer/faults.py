@@ -56,19 +56,33 @@ class ActorDirectory:
         return WorkerDied("\n".join(lines))
 
 
-def _log_tail(pid: int) -> list[str]:
-    """The last lines of the Ray worker logs of process ``pid`` (stderr first), from the current Ray session."""
+def _worker_log_files(pid: int) -> list[str]:
+    """The Ray worker log files (stderr, stdout) of process ``pid`` in the current Ray session."""
     try:
         import ray
 
         session = ray._private.worker._global_node.get_session_dir_path()  # noqa: SLF001 - no public API
     except Exception:  # noqa: BLE001 - no session, no logs
         return []
-    lines: list[str] = []
-    for path in sorted(glob.glob(os.path.join(session, "logs", f"worker-*-{pid}.*"))):
-        try:
-            text = Path(path).read_text(errors="replace").splitlines()
-        except OSError:
-            continue
-        lines += [line for line in text if line.strip()]
-    return lines[-TAIL_LINES:]
+    return sorted(glob.glob(os.path.join(session, "logs", f"worker-*-{pid}.*")))
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        return [line for line in Path(path).read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+def _log_tail(pid: int) -> list[str]:
+    """The last lines of the Ray worker logs of process ``pid`` (stderr first)."""
+    return [line for path in _worker_log_files(pid) for line in _read_lines(path)][-TAIL_LINES:]
+
+
+def copy_actor_logs(directory: ActorDirectory, folder: Path) -> None:
+    """Every actor's output (stderr, then stdout) into ``folder/<label>.log``, e.g. ``policy_worker_rank_0.log``;
+    the console shows only skyrl's own lines unless ``--verbose``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for label, pid in directory.actors.values():
+        lines = [line for path in _worker_log_files(pid) for line in _read_lines(path)]
+        (folder / f"{label.replace(' ', '_')}.log").write_text("".join(line + "\n" for line in lines))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -75,12 +76,28 @@ def launch(config: SkyRLConfig, pm: PluginManager | None = None) -> Path:
     run_dir = run_dir_of(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
-    train_files, val_files = resolve_data(config, pm, run_dir)
-    run_training(config, pm, run_dir, train_files, val_files)
+    with driver_log(run_dir / "logs" / "driver.log"):
+        train_files, val_files = resolve_data(config, pm, run_dir)
+        run_training(config, pm, run_dir, train_files, val_files)
     if config.trainer.write_plots:
         write_run_plots(run_dir)
     console.print(f"run folder: {run_dir.resolve()} (metrics.jsonl, samples/, config.yaml)", highlight=False)
     return run_dir
+
+
+@contextlib.contextmanager
+def driver_log(path: Path) -> Any:
+    """skyrl's log lines (and the libraries' warnings) of this run, also written to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
 
 
 def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_files: list[str],
@@ -99,6 +116,7 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
         truncate_metrics,
         warn_on_changed_settings,
     )
+    from skyrl_core.trainer.faults import copy_actor_logs
     from skyrl_core.trainer.loop import Trainer
     from skyrl_core.trainer.stopping import RunStopped, StopRequest
 
@@ -136,6 +154,7 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
             raise actors.directory.describe(exc, checkpoints.root) from None
         finally:
             loggers.finish()
+            copy_actor_logs(actors.directory, run_dir / "logs")
             actors.shutdown()
     if stop.requested:
         saved = (f"the checkpoint of step {trainer.global_step} is in {checkpoints.root}; continue with the same "
