@@ -28,7 +28,7 @@ from skyrl_core.errors import UserError
 DATA_SOURCE = "synthetic_multiply"
 SYSTEM_PROMPT = (
     "You are a careful calculator. Multiply the two numbers in the question and give only the final result "
-    "inside \\boxed{}, for example \\boxed{56}."
+    "inside \\boxed{}, for example \\boxed{1234}."
 )
 MAX_DIGITS = 18
 
