@@ -293,13 +293,17 @@ class EngineConformance:
 
     def test_sleep_aborts_running_requests(self, fresh_engine: InferenceEngine) -> None:
         async def main() -> list[GenerationResult]:
+            # many sampled rows, so that some are still running when the engine sleeps: a fast engine can finish a
+            # few rows of a small random model by EOS before the sleep call arrives
             tasks = [asyncio.ensure_future(fresh_engine.generate(
-                GenerationRequest(prompt_token_ids=p, sampling=SamplingParams(max_tokens=1500)))) for p in prompts()]
-            await asyncio.sleep(0.3)
+                GenerationRequest(prompt_token_ids=p, sampling=SamplingParams(max_tokens=1500))))
+                for p in prompts() * 8]
+            await asyncio.sleep(0.05)
             await fresh_engine.sleep(1)
             return list(await asyncio.wait_for(asyncio.gather(*tasks), 30))
 
-        assert any(r.stop_reason == "abort" for r in run(main()))
+        results = run(main())
+        assert any(r.stop_reason == "abort" for r in results), [(r.stop_reason, len(r.token_ids)) for r in results]
 
     # -- weights ------------------------------------------------------------------------------------------------
 
