@@ -166,14 +166,23 @@ def _lookup(tree: dict[str, Any], dotted: str) -> Any:
 def driver_rng_state() -> dict[str, Any]:
     import torch
 
-    return {"python": _lists(random.getstate()), "torch": torch.get_rng_state().tolist()}
+    return {"python": python_rng_state(), "torch": torch.get_rng_state().tolist()}
 
 
 def set_driver_rng_state(state: dict[str, Any]) -> None:
     import torch
 
-    random.setstate(_tuples(state["python"]))
+    set_python_rng_state(state["python"])
     torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+
+
+def python_rng_state() -> list[Any]:
+    """``random.getstate()`` as nested lists (JSON and ``torch.load(weights_only=True)`` both take them)."""
+    return _lists(random.getstate())
+
+
+def set_python_rng_state(state: list[Any]) -> None:
+    random.setstate(_tuples(state))
 
 
 def _lists(value: Any) -> Any:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
-import random
 from typing import Any
 
 import torch
 
+from skyrl_core.trainer.checkpoint import python_rng_state, set_python_rng_state
 from skyrl_core.weight_sync.base import WeightSyncInitInfo, dtype_of
 
 
 def rng_state() -> dict[str, Any]:
     """This process's random streams (torch CPU and CUDA, Python's ``random``), loadable with
     ``torch.load(..., weights_only=True)``."""
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": _to_lists(random.getstate())}
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": python_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -22,17 +22,9 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    random.setstate(_to_tuples(state["python"]))
+    set_python_rng_state(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _to_lists(value: Any) -> Any:
-    return [_to_lists(v) for v in value] if isinstance(value, (list, tuple)) else value
-
-
-def _to_tuples(value: Any) -> Any:
-    return tuple(_to_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 class WorkerStateMixin:
