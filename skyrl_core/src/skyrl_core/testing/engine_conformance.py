@@ -261,9 +261,11 @@ class EngineConformance:
         long = SamplingParams(max_tokens=1500, temperature=1.0)
 
         async def main() -> tuple[list[GenerationResult], GenerationResult]:
+            # many sampled rows, so that some are still running when the abort arrives: a fast engine can finish a
+            # few rows of a small random model by EOS within the wait
             tasks = [asyncio.ensure_future(fresh_engine.generate(
                 GenerationRequest(prompt_token_ids=p, sampling=long, request_id=f"long-{i}")))
-                for i, p in enumerate(prompts())]
+                for i, p in enumerate(prompts() * 8)]
             short = asyncio.ensure_future(fresh_engine.generate(greedy(prompts()[0], 8)))
             await asyncio.sleep(0.3)
             await fresh_engine.abort([f"long-{i}" for i in range(len(tasks))])
