@@ -69,8 +69,10 @@ def _letters_data(tmp_path, n=64):
 GAE = ("trainer.critic_mini_batch_size=8", "trainer.critic.optimizer_config.lr=1e-3")
 
 
-@pytest.mark.parametrize(("arch", "algo"), [("qwen2", "grpo"), ("llama", "grpo"), ("qwen2", "gae")])
-def test_learns_a_learnable_env(ray_local, plugin_manager, register_plugin, tmp_path, arch, algo):
+@pytest.mark.parametrize(("arch", "algo", "bf16"),
+                         [("qwen2", "grpo", False), ("llama", "grpo", False), ("qwen2", "gae", False),
+                          ("qwen2", "grpo", True)])
+def test_learns_a_learnable_env(ray_local, plugin_manager, register_plugin, tmp_path, arch, algo, bf16):
     register_plugin(_LetterPlugin())
     model = make_tiny_model(tmp_path / "model", arch=arch, seed=3)
     out = tmp_path / "run"
@@ -78,13 +80,17 @@ def test_learns_a_learnable_env(ray_local, plugin_manager, register_plugin, tmp_
     config = run_config(plugin_manager, model, out, f"data.train_data=['{_letters_data(tmp_path)}']",
                         "trainer.train_batch_size=8", "trainer.policy_mini_batch_size=8", "trainer.epochs=10",
                         "trainer.max_training_steps=30", "trainer.policy.optimizer_config.lr=3e-3",
-                        "trainer.algorithm.use_kl_loss=false", *extra, env=None, algo=algo)
+                        "trainer.algorithm.use_kl_loss=false", f"trainer.bf16={str(bf16).lower()}", *extra,
+                        env=None, algo=algo)
     launch(config, plugin_manager)
     rewards = [m["reward/mean"] for m in read_metrics(out) if "reward/mean" in m]
     assert len(rewards) == 30
     first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
     assert last > first + 0.1, rewards
-    assert max(m["rollout/logprob_diff_mean"] for m in read_metrics(out)) < 1e-4
+    # fp32: the engine and the trainer compute the same log-probs up to summation order; bf16: the hf engine
+    # mirrors the trainer's autocast (bf16 matrix products, fp32 elsewhere), well inside the 0.01 bound
+    bound = 1e-3 if bf16 else 1e-4
+    assert max(m["rollout/logprob_diff_mean"] for m in read_metrics(out)) < bound
 
 
 class _FlakyEnv(BaseTextEnv):

@@ -12,7 +12,7 @@ import torch
 from skyrl_core.inference.base import EngineStateError, GenerationRequest, SamplingParams
 from skyrl_core.inference.hf import HFEngine
 from skyrl_core.inference.hf_config import HFEngineConfig
-from skyrl_core.inference.hf_sampling import penalise, truncate
+from skyrl_core.inference.hf_sampling import RowSampling, inverse_transform, penalise, sample, truncate
 from skyrl_core.testing.engine_conformance import EngineConformance, generate_all, greedy, prompts, run
 
 
@@ -139,6 +139,29 @@ def test_truncation_per_row_by_hand():
     assert kept[3] == [True, True, True, True]  # all off
 
 
+def test_inverse_transform_by_hand():
+    # cdf of [0.5, 0, 0.25, 0.25] is [0.5, 0.5, 0.75, 1.0]: u in [0, 0.5) -> 0, [0.5, 0.75) -> 2, [0.75, 1) -> 3
+    probs = torch.tensor([[0.5, 0.0, 0.25, 0.25]] * 6)
+    uniforms = torch.tensor([0.0, 0.49, 0.5, 0.74, 0.75, 0.9999])
+    assert inverse_transform(probs, uniforms).tolist() == [0, 0, 2, 2, 3, 3]
+    # unnormalised probabilities scale with their total
+    assert inverse_transform(torch.tensor([[1.0, 0.0, 3.0]] * 2), torch.tensor([0.2, 0.25])).tolist() == [0, 2]
+
+
+def test_sampled_frequencies_follow_the_truncated_distribution():
+    # softmax([ln 4, ln 3, ln 2, ln 1]) = [0.4, 0.3, 0.2, 0.1]; top_k=3 renormalises to [4/9, 3/9, 2/9, 0]
+    logits = torch.log(torch.tensor([[4.0, 3.0, 2.0, 1.0]] * 64))
+    rows = [RowSampling(params=SamplingParams(top_k=3), generator=torch.Generator().manual_seed(i)) for i in range(64)]
+    counts = torch.zeros(4)
+    for _ in range(150):
+        tokens, logprobs = sample(logits, rows)
+        counts += torch.bincount(torch.tensor(tokens), minlength=4)
+        assert logprobs == pytest.approx([math.log([0.4, 0.3, 0.2, 0.1][t]) for t in tokens], abs=1e-6)
+    frequencies = (counts / counts.sum()).tolist()  # 9,600 draws: standard error below 0.006
+    assert frequencies == pytest.approx([4 / 9, 3 / 9, 2 / 9, 0.0], abs=0.025)
+    assert counts[3] == 0
+
+
 
 def test_a_failing_step_fails_its_requests_instead_of_hanging(tmp_path):
     from skyrl_core.testing.tiny_model import make_tiny_model
@@ -148,3 +171,70 @@ def test_a_failing_step_fails_its_requests_instead_of_hanging(tmp_path):
     with pytest.raises(IndexError):
         run(asyncio.wait_for(generate_all(engine, [bad, bad]), 30))
     assert run(engine.generate(greedy([5, 6, 7], 2))).token_ids  # the engine still serves
+
+
+def test_growing_layer_matches_concatenation_through_growth_selection_and_trimming():
+    from skyrl_core.inference.hf_kv import GrowingLayer
+
+    keys, values = torch.randn(3, 2, 5, 4), torch.randn(3, 2, 5, 4)
+    layer = GrowingLayer(keys, values)
+    for _ in range(80):  # past the first buffer's capacity (5 + 32 columns) twice
+        new_keys, new_values = torch.randn(3, 2, 1, 4), torch.randn(3, 2, 1, 4)
+        keys, values = torch.cat([keys, new_keys], -2), torch.cat([values, new_values], -2)
+        out_keys, out_values = layer.update(new_keys, new_values)
+        assert torch.equal(out_keys, keys) and torch.equal(out_values, values)
+    layer.batch_select_indices(torch.tensor([2, 0]))
+    layer.drop_left(7)
+    keys, values = keys[[2, 0], :, 7:], values[[2, 0], :, 7:]
+    assert torch.equal(layer.keys, keys) and layer.get_seq_length() == 78
+    new_keys = torch.randn(2, 2, 1, 4)
+    assert torch.equal(layer.update(new_keys, new_keys)[0], torch.cat([keys, new_keys], -2))
+
+
+def _tied_tiny_model(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from skyrl_core.testing.tiny_model import make_tiny_model
+
+    path = make_tiny_model(tmp_path / "untied", seed=5)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model.config.tie_word_embeddings = True
+    model.lm_head.weight = model.model.embed_tokens.weight
+    model.save_pretrained(tmp_path / "tied")
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"):
+        if (path / name).is_file():
+            (tmp_path / "tied" / name).write_bytes((path / name).read_bytes())
+    return tmp_path / "tied"
+
+
+def test_bf16_engine_computes_like_the_trainers_bf16_autocast(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from skyrl_core.workers.logprobs import response_logprobs
+
+    path = _tied_tiny_model(tmp_path)
+    engine = HFEngine(model_path=str(path), dtype="bfloat16", device="cpu")
+    model = engine.model
+    assert engine.weight_transfer_dtype == "float32"
+    assert model.lm_head.weight.dtype == torch.bfloat16 and model.model.embed_tokens.weight.dtype == torch.float32
+    assert model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr()
+    trainer = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager").eval()
+
+    def gap() -> float:
+        prompt = prompts()[0]
+        result = run(engine.generate(GenerationRequest(prompt_token_ids=prompt, seed=3,
+                                                       sampling=SamplingParams(max_tokens=12))))
+        sequence = torch.tensor([prompt + result.token_ids])
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            logprobs, _ = response_logprobs(trainer, sequence, torch.ones_like(sequence), len(result.token_ids))
+        return float((logprobs[0] - torch.tensor(result.logprobs)).abs().max())
+
+    assert gap() < 1e-4
+    # an update that names only the input embedding (a tied sender) also reaches the engine's output copy
+    with torch.no_grad():
+        trainer.model.embed_tokens.weight.mul_(1.5)
+    engine.weights.load([("model.embed_tokens.weight", trainer.model.embed_tokens.weight)])
+    run(engine.reset_prefix_cache())
+    assert torch.equal(model.lm_head.weight, trainer.model.embed_tokens.weight.to(torch.bfloat16))
+    assert gap() < 1e-4
+    run(engine.shutdown())

@@ -130,6 +130,11 @@ class InferenceEngine(ABC):
         :class:`~skyrl_core.errors.UserError` naming the key and the fix; a missing package or GPU too)."""
 
     @property
+    def weight_transfer_dtype(self) -> str | None:
+        """The dtype the engine wants its weights sent in (e.g. ``"float32"``); ``None``: its model dtype."""
+        return None
+
+    @property
     def num_receivers(self) -> int:
         """Worker processes that receive weights (``tensor_parallel_size * pipeline_parallel_size``)."""
         return 1

@@ -27,6 +27,9 @@ requests arrive with other timing.
 Log-prob convention (see :mod:`skyrl_core.inference.base`): ``log_softmax(logits / T)`` at the sampled token over
 the full distribution, before the repetition penalty and any truncation, with ``T = 1`` when ``T == 0``.
 
+Precision: ``dtype="bfloat16"`` computes like the trainer's bf16 autocast (bf16 linear layers, everything else in
+fp32; see :mod:`skyrl_core.inference.hf_precision`); other dtypes cast the whole model.
+
 Memory: ``sleep(1)`` ends running requests (``"abort"``), drops the batch and the prefix cache and moves the
 weights to CPU (nothing to move on CPU); ``sleep(2)`` also drops the weights (parameters go to the ``meta``
 device; buffers such as rotary frequencies are kept on CPU). ``wake_up(["weights"])`` brings them back; after a
@@ -57,6 +60,12 @@ from skyrl_core.inference.base import (
 from skyrl_core.inference.hf_batch import DecodeBatch, Row
 from skyrl_core.inference.hf_config import HFEngineConfig
 from skyrl_core.inference.hf_kv import PrefixCache
+from skyrl_core.inference.hf_precision import (
+    autocast_context,
+    cast_linear_layers,
+    cpu_bf16_attention,
+    untie_output_embedding,
+)
 from skyrl_core.inference.hf_sampling import RowSampling
 from skyrl_core.inference.hf_weights import ModelWeights
 from skyrl_core.inference.receivers import build_receiver
@@ -85,13 +94,20 @@ class HFEngine(InferenceEngine):
         if enable_prefix_caching is False:
             config.prefix_cache_tokens = 0
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_torch_dtype(dtype))
+        torch_dtype = _torch_dtype(dtype)
+        self.autocast = torch_dtype == torch.bfloat16  # see skyrl_core.inference.hf_precision
+        kwargs = cpu_bf16_attention(self.device, self.autocast, {})
+        model = AutoModelForCausalLM.from_pretrained(
+            model_path, dtype=torch.float32 if self.autocast else torch_dtype, **kwargs)
+        aliases = untie_output_embedding(model) if self.autocast else {}
+        if self.autocast:
+            cast_linear_layers(model, torch.bfloat16)
         self.model = model.to(self.device).eval().requires_grad_(False)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         pad_id = next(i for i in (self.tokenizer.pad_token_id, *sorted(self.eos_ids), 0) if i is not None)
         self.max_batch_size = config.max_batch_size
-        self.weights = ModelWeights(self.model, self.device)
+        self.weights = ModelWeights(self.model, self.device, aliases=aliases)
         self.batch = DecodeBatch(forward=self._forward, tokenizer=self.tokenizer, pad_id=pad_id, device=self.device,
                                  prefix=PrefixCache(config.prefix_cache_tokens))
         # Recent transformers 5 releases name the cache argument ``cache`` (``past_key_values`` deprecated).
@@ -103,6 +119,11 @@ class HFEngine(InferenceEngine):
         self._kv_awake = True
         self._receiver: WeightReceiver | None = None
         self._closed = False
+
+    @property
+    def weight_transfer_dtype(self) -> str | None:
+        """fp32 in bf16 mode: the fp32 parameters take the trainer's exact values, linear layers round them."""
+        return "float32" if self.autocast else None
 
     @staticmethod
     def check_run(config: Any) -> None:
@@ -171,8 +192,9 @@ class HFEngine(InferenceEngine):
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
                  cache: DynamicCache) -> torch.Tensor:
         """Run ids through the model, extending ``cache``; the float32 logits of the last position."""
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                         logits_to_keep=1, **{self._cache_arg: cache})
+        with autocast_context(self.device, self.autocast):
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                             logits_to_keep=1, **{self._cache_arg: cache})
         return out.logits[:, -1, :].float()
 
     async def abort(self, request_ids: Sequence[str] | None = None) -> None:
@@ -248,7 +270,7 @@ class HFEngine(InferenceEngine):
         self.weights.check_usable("probe_logprobs")
 
         def probe() -> list[float]:
-            with torch.no_grad():
+            with torch.no_grad(), autocast_context(self.device, self.autocast):
                 ids = torch.tensor([token_ids], device=self.device)
                 logits = self.model(input_ids=ids).logits[0, :-1].float()
                 return torch.log_softmax(logits, -1).gather(-1, ids[0, 1:, None]).squeeze(-1).tolist()

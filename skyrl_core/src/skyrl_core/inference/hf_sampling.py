@@ -9,7 +9,11 @@ al. 2019, for the penalty; Holtzman et al. 2020 for top-p; Nguyen et al. 2024 fo
 3. top-k (-1 or 0 = off): logits below the k-th largest become -inf; then top-p (1.0 = off): in descending order,
    a token is dropped when the probability mass before it already reaches ``p``; then min-p (0 = off): tokens whose
    probability is below ``min_p * max probability`` are dropped; each step sees what the previous one kept;
-4. one draw with ``torch.multinomial`` from the row's own ``torch.Generator``.
+4. one draw by inverse transform sampling: ``u ~ U[0, 1)`` from the row's own ``torch.Generator`` (one number per
+   row and step), and the token is the first index whose cumulative probability (in float64) exceeds
+   ``u * total``. That is an exact draw from the truncated distribution (tokens of probability 0 are never chosen),
+   made for all rows in one ``cumsum`` and one ``searchsorted``: a per-row ``torch.multinomial`` over a 49k
+   vocabulary cost about as much as the decode step's matrix products on CPU.
 
 The returned log-prob is ``log_softmax(z / T)`` at the chosen token over the *full* distribution, before the
 penalty and the truncation, with ``T = 1`` when ``T == 0`` (the convention of :mod:`skyrl_core.inference.base`).
@@ -76,8 +80,10 @@ def sample(logits: torch.Tensor, rows: Sequence[RowSampling]) -> tuple[list[int]
     def column(values: list[float], dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return torch.tensor(values, dtype=dtype, device=device)
 
-    temperature = column([r.params.temperature if r.params.temperature > 0 else 1.0 for r in rows])
-    logprobs = torch.log_softmax(logits / temperature[:, None], dim=-1)
+    temperatures = [r.params.temperature if r.params.temperature > 0 else 1.0 for r in rows]
+    temperature = column(temperatures)
+    unit_temperature = all(t == 1.0 for t in temperatures)
+    logprobs = torch.log_softmax(logits if unit_temperature else logits / temperature[:, None], dim=-1)
     penalised = logits
     with_penalty = [i for i, r in enumerate(rows) if r.seen is not None]
     if with_penalty:
@@ -90,14 +96,26 @@ def sample(logits: torch.Tensor, rows: Sequence[RowSampling]) -> tuple[list[int]
     if drawn:
         index = torch.tensor(drawn, device=device)
         picked = [rows[i].params for i in drawn]
+        scaled = penalised[index] if unit_temperature else penalised[index] / temperature[index][:, None]
         scaled = truncate(
-            penalised[index] / temperature[index][:, None],
+            scaled,
             column([p.top_k for p in picked], torch.long),
             column([p.top_p for p in picked]),
             column([p.min_p for p in picked]),
         )
-        probs = torch.softmax(scaled, dim=-1)
-        for j, i in enumerate(drawn):
-            tokens[i] = torch.multinomial(probs[j], 1, generator=rows[i].generator)[0]
+        uniforms = torch.cat([torch.rand(1, generator=rows[i].generator, device=device) for i in drawn])
+        tokens[index] = inverse_transform(torch.softmax(scaled, dim=-1), uniforms)
     chosen = logprobs.gather(-1, tokens[:, None]).squeeze(-1)
     return tokens.tolist(), chosen.tolist()
+
+
+def inverse_transform(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Per row, the first index whose cumulative probability exceeds ``u * total`` (``uniforms`` in ``[0, 1)``).
+
+    Token ``i`` is chosen when ``cdf[i - 1] <= u * total < cdf[i]``, an interval of length ``probs[i]``, so each
+    token is drawn with its probability and a token of probability 0 (an empty interval) never is.
+    """
+    cdf = probs.double().cumsum(dim=-1)
+    targets = uniforms.double()[:, None] * cdf[:, -1:]
+    picked = torch.searchsorted(cdf, targets, right=True).squeeze(-1)
+    return picked.clamp(max=probs.shape[-1] - 1)

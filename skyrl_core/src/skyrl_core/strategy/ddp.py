@@ -49,7 +49,7 @@ class DDPStrategy(Strategy):
 
     def build_model(self, model_path: str, *, trainable: bool, optimizer_config: Any = None,
                     head: ModelHead = "lm") -> None:
-        model = load_hf_model(model_path, self.run_config, trainable=trainable, head=head).to(self.device)
+        model = load_hf_model(model_path, self.run_config, trainable=trainable, head=head, device=self.device)
         if trainable and self.mesh.world_size > 1:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)

@@ -33,9 +33,10 @@ class WeightSyncDriver:
         self.transport = config.generator.weight_sync_backend
         section = component_section(config.generator, self.transport, "weight_sync_backends", actors.pm)
         self.bucket_bytes = int((section.bucket_size_mb if section is not None else 256.0) * 2**20)
-        self.dtype = engine_dtype(config)
-        self.tolerance = 1e-3 if self.dtype == "float32" and not config.trainer.bf16 else 0.1
         engines, policy = actors.engines, actors.policy.actors
+        # the dtype on the wire: what the engines ask for (e.g. fp32 for the hf engine's bf16 autocast mode)
+        self.dtype = ray.get(engines[0].weight_transfer_dtype.remote()) if engines else engine_dtype(config)
+        self.tolerance = 1e-3 if engine_dtype(config) == "float32" and not config.trainer.bf16 else 0.1
         receivers = ray.get([engine.num_receivers.remote() for engine in engines])
         addr, port = ray.get(policy[0].free_address.remote())
         info = WeightSyncInitInfo(transport=self.transport, master_addr=addr, master_port=port,

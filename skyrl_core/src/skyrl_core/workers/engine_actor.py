@@ -55,6 +55,9 @@ class EngineActor:
     def num_receivers(self) -> int:
         return self.engine.num_receivers
 
+    def weight_transfer_dtype(self) -> str:
+        return self.engine.weight_transfer_dtype or engine_dtype(self.config)
+
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         return await self.engine.generate(request)
 
