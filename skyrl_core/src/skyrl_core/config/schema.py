@@ -219,15 +219,17 @@ class PlacementConfig:
                                 read_in="trainer/actors.py")
     colocate_policy_ref: bool = option(True, "Policy and ref share devices when not colocate_all.", unsupported=True)
     policy_num_nodes: int = option(1, "Nodes of the policy worker group.",
-                                   read_in="trainer/actors.py", check=at_least(1))
+                                   read_in="workers/placement_check.py", check=at_least(1))
     policy_num_gpus_per_node: int = option(1, "Policy workers per node (one process each; a CPU share without GPUs).",
-                                           read_in="trainer/actors.py", check=at_least(1))
-    ref_num_nodes: int = option(1, "Nodes of the ref worker group.", read_in="trainer/actors.py", check=at_least(1))
-    ref_num_gpus_per_node: int = option(1, "Ref workers per node.", read_in="trainer/actors.py", check=at_least(1))
+                                           read_in="workers/placement_check.py", check=at_least(1))
+    ref_num_nodes: int = option(1, "Nodes of the ref worker group.", read_in="workers/placement_check.py",
+                                check=at_least(1))
+    ref_num_gpus_per_node: int = option(1, "Ref workers per node.", read_in="workers/placement_check.py",
+                                        check=at_least(1))
     critic_num_nodes: int = option(1, "Nodes of the critic worker group.",
-                                   read_in="trainer/actors.py", check=at_least(1))
+                                   read_in="workers/placement_check.py", check=at_least(1))
     critic_num_gpus_per_node: int = option(1, "Critic workers per node.",
-                                           read_in="trainer/actors.py", check=at_least(1))
+                                           read_in="workers/placement_check.py", check=at_least(1))
 
 
 @attrs.define(kw_only=True)

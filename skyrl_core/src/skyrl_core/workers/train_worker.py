@@ -40,8 +40,11 @@ class TrainWorker(WorkerStateMixin, CriticMixin):
         self.strategy: Any = None
         self._sender: Any = None
 
-    def pid(self) -> int:
-        return os.getpid()
+    def locate(self) -> tuple[int, str]:
+        """This actor's process id and Ray node id."""
+        import ray
+
+        return os.getpid(), ray.get_runtime_context().get_node_id()
 
     def free_address(self) -> tuple[str, int]:
         """An address and free port for the group's rendezvous (called on rank 0)."""
