@@ -6,7 +6,7 @@ import pytest
 
 from skyrl_core.config.schema import SkyRLConfig
 from skyrl_core.errors import UserError
-from skyrl_core.workers.placement_check import check_placement, gpus_needed
+from skyrl_core.workers.placement_check import check_placement, cpu_share, gpus_needed
 
 
 def _config(**placement) -> SkyRLConfig:
@@ -40,3 +40,27 @@ def test_policy_gpus_per_node_must_fit_on_one_node_and_cpu_clusters_pass():
         check_placement(config, [4, 4])
     check_placement(config, [0])  # no GPUs: a "GPU" is a CPU share
     check_placement(config, [])
+
+
+def test_a_group_on_more_nodes_than_alive_is_refused_with_or_without_gpus():
+    config = _config(policy_num_nodes=2)
+    for nodes in ([0], [4]):
+        with pytest.raises(UserError, match=r"policy_num_nodes=2 but the Ray cluster has 1 alive node\(s\)"):
+            check_placement(config, nodes)
+    check_placement(config, [0, 0])
+    config = _config(ref_num_nodes=3)
+    config.trainer.algorithm.use_kl_loss = False
+    check_placement(config, [0, 0])  # no KL: no ref group
+    config.trainer.algorithm.use_kl_loss = True
+    with pytest.raises(UserError, match="ref_num_nodes=3"):
+        check_placement(config, [0, 0])
+
+
+def test_cpu_share_fits_the_nodes_not_just_the_total():
+    assert cpu_share([4.0], 2, []) == 1.99
+    # 3 actors on two 2-CPU nodes: 4/3 fits the total but no node holds two actors of 1.33, so the third pends
+    assert cpu_share([2.0, 2.0], 3, []) == 0.99
+    # a group of 2 nodes x 2 workers needs 2 slots on each node, the 1-CPU one included
+    assert cpu_share([4.0, 1.0], 3, []) == 1.32
+    assert cpu_share([4.0, 1.0], 3, [(2, 2)]) == 0.49
+    assert cpu_share([], 2, []) == 0.01

@@ -61,7 +61,7 @@ def _kill_during_a_run(model, out, label: str) -> tuple[int, int, str, float]:
         while not any(r.get("step", 0) >= 1 for r in _rows(out)):
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
             time.sleep(0.5)
-        pid = json.loads((out / "actors.json").read_text())[label]
+        pid = json.loads((out / "actors.json").read_text())[label]["pid"]
         os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
         _, err = process.communicate(timeout=120)

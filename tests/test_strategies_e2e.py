@@ -13,7 +13,7 @@ from skyrl_core.trainer.launch import launch
 
 @pytest.mark.parametrize("strategy", [
     ("fsdp2",),
-    ("deepspeed", "trainer.deepspeed.deepspeed_config.zero_optimization.stage=3"),
+    ("deepspeed", "trainer.policy.deepspeed_config.zero_optimization.stage=3"),  # SkyRL's per-role key
 ], ids=["fsdp2", "deepspeed-zero3"])
 def test_sharded_strategy_runs_the_loop(ray_local, plugin_manager, tiny_model_path, tmp_path, strategy):
     out = tmp_path / "run"

@@ -8,11 +8,12 @@ import sys
 
 import pytest
 
-from skyrl_core.config.loader import structure_config
+from skyrl_core.config.loader import RunArgs, resolve_config, structure_config
 from skyrl_core.config.overrides import parse_override, set_dotted
 from skyrl_core.config.sections import sections_of
-from skyrl_core.errors import UserError
+from skyrl_core.errors import ConfigError, UserError
 from skyrl_core.plugins import PluginManager
+from skyrl_core.workers.train_worker import strategy_section
 from skyrl_deepspeed.config import DeepSpeedConfig, engine_config, zero_stage
 
 
@@ -40,6 +41,28 @@ def test_deepspeed_keys_pass_through_dotted_overrides():
     assert section.deepspeed_config == {"zero_optimization": {"stage": 1, "reduce_bucket_size": 1000}}
     assert zero_stage(section) == 1
 
+
+
+def test_skyrl_per_role_keys_merge_over_the_strategy_section(plugin_manager):
+    """SkyRL's ``trainer.<role>.deepspeed_config`` configures that role's engine, over ``trainer.deepspeed.*``."""
+    config = resolve_config(RunArgs(overrides=(
+        "trainer.strategy=deepspeed", "trainer.deepspeed.deepspeed_config.zero_optimization.reduce_bucket_size=1000",
+        "trainer.policy.deepspeed_config.zero_optimization.stage=1",
+        "trainer.ref.deepspeed_config.zero_optimization.offload_param.device=cpu")), plugin_manager)
+    policy = strategy_section(config.trainer, "policy", plugin_manager)
+    assert policy.deepspeed_config == {"zero_optimization": {"reduce_bucket_size": 1000, "stage": 1}}
+    assert zero_stage(policy) == 1
+    ref = strategy_section(config.trainer, "ref", plugin_manager)
+    assert ref.deepspeed_config == {"zero_optimization": {"reduce_bucket_size": 1000,
+                                                          "offload_param": {"device": "cpu"}}}
+    assert zero_stage(ref) == 3
+    assert strategy_section(config.trainer, "critic", plugin_manager).deepspeed_config == {
+        "zero_optimization": {"reduce_bucket_size": 1000}}
+    with pytest.raises(ConfigError, match=r"trainer.policy.deepspeed_config: DeepSpeed's keys need "
+                                          r"trainer.strategy=deepspeed \(it is ddp\)"):
+        resolve_config(RunArgs(overrides=("trainer.strategy=ddp",
+                                          "trainer.policy.deepspeed_config.zero_optimization.stage=3")),
+                       plugin_manager)
 
 def test_engine_config_adds_the_keys_skyrl_owns():
     section = DeepSpeedConfig(deepspeed_config={"zero_optimization": {"offload_optimizer": {"device": "cpu"}}})

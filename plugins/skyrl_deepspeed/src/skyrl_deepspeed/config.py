@@ -39,8 +39,8 @@ class DeepSpeedConfig:
 def zero_stage(section: DeepSpeedConfig) -> int:
     stage = section.deepspeed_config.get("zero_optimization", {}).get("stage", DEFAULT_STAGE)
     if stage not in STAGES:
-        raise UserError(f"trainer.deepspeed.deepspeed_config.zero_optimization.stage={stage!r} is not supported: "
-                        "use 1, 2 or 3 (for no sharding use trainer.strategy=ddp)")
+        raise UserError(f"deepspeed_config.zero_optimization.stage={stage!r} (trainer.deepspeed.* or "
+                        "trainer.<role>.*) is not supported: use 1, 2 or 3 (for no sharding use trainer.strategy=ddp)")
     return stage
 
 
@@ -59,10 +59,11 @@ def engine_config(section: DeepSpeedConfig, *, bf16: bool, max_grad_norm: float,
     user = section.deepspeed_config
     for key, owner in OWNED_KEYS.items():
         if key in user:
-            raise UserError(f"trainer.deepspeed.deepspeed_config.{key} is set by skyrl from {owner}; remove it")
+            raise UserError(f"deepspeed_config.{key} (trainer.deepspeed.* or trainer.<role>.*) is set by skyrl "
+                            f"from {owner}; remove it")
     for key, reason in UNSUPPORTED_KEYS.items():
         if key in user:
-            raise UserError(f"trainer.deepspeed.deepspeed_config.{key}: {reason}")
+            raise UserError(f"deepspeed_config.{key} (trainer.deepspeed.* or trainer.<role>.*): {reason}")
     config = copy.deepcopy(user)
     stage = zero_stage(section)
     config.setdefault("zero_optimization", {})["stage"] = stage if trainable or stage == 3 else 0

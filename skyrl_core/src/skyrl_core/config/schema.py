@@ -59,6 +59,13 @@ def sections_field() -> Any:
     return attrs.field(factory=dict, metadata={"component_sections": True, "help": "component sections"})
 
 
+def deepspeed_config_option() -> Any:
+    """SkyRL's per-role ``trainer.<role>.deepspeed_config``."""
+    return option({}, "DeepSpeed's own keys for this role's engine (SkyRL's key), merged over "
+                      "trainer.deepspeed.deepspeed_config; only with trainer.strategy=deepspeed.",
+                  read_in="workers/train_worker.py")
+
+
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -219,15 +226,17 @@ class PlacementConfig:
                                 read_in="trainer/actors.py")
     colocate_policy_ref: bool = option(True, "Policy and ref share devices when not colocate_all.", unsupported=True)
     policy_num_nodes: int = option(1, "Nodes of the policy worker group.",
-                                   read_in="trainer/actors.py", check=at_least(1))
+                                   read_in="workers/placement_check.py", check=at_least(1))
     policy_num_gpus_per_node: int = option(1, "Policy workers per node (one process each; a CPU share without GPUs).",
-                                           read_in="trainer/actors.py", check=at_least(1))
-    ref_num_nodes: int = option(1, "Nodes of the ref worker group.", read_in="trainer/actors.py", check=at_least(1))
-    ref_num_gpus_per_node: int = option(1, "Ref workers per node.", read_in="trainer/actors.py", check=at_least(1))
+                                           read_in="workers/placement_check.py", check=at_least(1))
+    ref_num_nodes: int = option(1, "Nodes of the ref worker group.", read_in="workers/placement_check.py",
+                                check=at_least(1))
+    ref_num_gpus_per_node: int = option(1, "Ref workers per node.", read_in="workers/placement_check.py",
+                                        check=at_least(1))
     critic_num_nodes: int = option(1, "Nodes of the critic worker group.",
-                                   read_in="trainer/actors.py", check=at_least(1))
+                                   read_in="workers/placement_check.py", check=at_least(1))
     critic_num_gpus_per_node: int = option(1, "Critic workers per node.",
-                                           read_in="trainer/actors.py", check=at_least(1))
+                                           read_in="workers/placement_check.py", check=at_least(1))
 
 
 @attrs.define(kw_only=True)
@@ -258,12 +267,14 @@ class PolicyConfig:
     use_torch_compile: bool = option(False, "torch.compile the policy model.", unsupported=True)
     model_config_kwargs: dict[str, Any] = option({}, "Extra kwargs for the HF model config.",
                                                  read_in="strategy/common.py")
+    deepspeed_config: dict[str, Any] = deepspeed_config_option()
 
 
 @attrs.define(kw_only=True)
 class RefConfig:
     model: ModelConfig = section(ModelConfig, "Reference model (default: the policy's path).")
     sequence_parallel_size: int = option(1, "Sequence-parallel degree.", unsupported=True, check=at_least(1))
+    deepspeed_config: dict[str, Any] = deepspeed_config_option()
 
 
 @attrs.define(kw_only=True)
@@ -271,6 +282,7 @@ class CriticConfig:
     model: ModelConfig = section(ModelConfig, "Critic model; set it to train a critic (needed by gae).")
     optimizer_config: OptimizerConfig = section(lambda: OptimizerConfig(lr=5e-6), "Critic optimizer.")
     sequence_parallel_size: int = option(1, "Sequence-parallel degree.", unsupported=True, check=at_least(1))
+    deepspeed_config: dict[str, Any] = deepspeed_config_option()
 
 
 @attrs.define(kw_only=True)

@@ -79,7 +79,18 @@ def _default(field: attrs.Attribute) -> Any:
 
 def relation_problems(config: SkyRLConfig) -> list[str]:
     """Problems between keys: batch sizes, resume settings, KL placement and data files."""
-    return _batch_problems(config) + _resume_problems(config) + _kl_problems(config) + _data_problems(config)
+    return (_batch_problems(config) + _resume_problems(config) + _kl_problems(config) + _data_problems(config)
+            + _role_deepspeed_problems(config))
+
+
+def _role_deepspeed_problems(config: SkyRLConfig) -> list[str]:
+    """SkyRL's ``trainer.<role>.deepspeed_config`` configures DeepSpeed engines: only with that strategy."""
+    strategy = config.trainer.strategy
+    if strategy == "deepspeed":
+        return []
+    return [f"trainer.{role}.deepspeed_config: DeepSpeed's keys need trainer.strategy=deepspeed (it is {strategy}); "
+            "set it, or remove them" for role in ("policy", "ref", "critic")
+            if getattr(config.trainer, role).deepspeed_config]
 
 
 def _batch_problems(config: SkyRLConfig) -> list[str]:

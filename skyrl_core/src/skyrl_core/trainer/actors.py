@@ -10,32 +10,23 @@ from skyrl_core.inference.client import EngineClient
 from skyrl_core.trainer.faults import ActorDirectory
 from skyrl_core.trainer.train_batch import TrainingBatch, split_rows
 from skyrl_core.workers.groups import WorkerGroup, make_engines, make_placement
+from skyrl_core.workers.placement_check import worker_groups
 
 
 class RunActors:
     """Policy group, optional ref group, inference engines, and the client that spreads requests over them."""
 
     def __init__(self, config: Any, config_dict: dict[str, Any], pm: Any, cpu_count: int):
-        placement_cfg = config.trainer.placement
-        policy_world = placement_cfg.policy_num_nodes * placement_cfg.policy_num_gpus_per_node
-        algorithm = config.trainer.algorithm
-        ref_world = placement_cfg.ref_num_nodes * placement_cfg.ref_num_gpus_per_node
-        needs_ref = algorithm.use_kl_loss or algorithm.use_kl_in_reward
+        groups = worker_groups(config)
         num_engines = config.generator.num_inference_engines
-        critic_world = placement_cfg.critic_num_nodes * placement_cfg.critic_num_gpus_per_node
-        needs_critic = config.trainer.critic.model.path is not None
-        placement = make_placement(config, policy_world + (ref_world if needs_ref else 0)
-                                   + (critic_world if needs_critic else 0) + num_engines)
+        placement = make_placement(config, sum(nodes * per_node for nodes, per_node in groups.values()) + num_engines)
         self.config, self.pm = config, pm
-        self.colocated = placement_cfg.colocate_all
-        self.policy = WorkerGroup(role="policy", config=config, config_dict=config_dict, world_size=policy_world,
-                                  placement=placement, num_threads=max(1, cpu_count // policy_world))
-        self.ref = (WorkerGroup(role="ref", config=config, config_dict=config_dict, world_size=ref_world,
-                                placement=placement, num_threads=max(1, cpu_count // ref_world))
-                    if needs_ref else None)
-        self.critic = (WorkerGroup(role="critic", config=config, config_dict=config_dict, world_size=critic_world,
-                                   placement=placement, num_threads=max(1, cpu_count // critic_world))
-                       if needs_critic else None)
+        self.colocated = config.trainer.placement.colocate_all
+        made = {role: WorkerGroup(role=role, config=config, config_dict=config_dict, world_size=nodes * per_node,
+                                  num_nodes=nodes, placement=placement,
+                                  num_threads=max(1, cpu_count // (nodes * per_node)))
+                for role, (nodes, per_node) in groups.items()}
+        self.policy, self.ref, self.critic = made["policy"], made.get("ref"), made.get("critic")
         self.engines = make_engines(config, config_dict, placement, num_threads=max(1, cpu_count // num_engines))
         self.engine_client = EngineClient(self.engines)
         self.directory = ActorDirectory()

@@ -20,21 +20,25 @@ class WorkerDied(SkyrlError):
 
 
 class ActorDirectory:
-    """Who every actor of a run is: actor id -> (label, pid)."""
+    """Who every actor of a run is: actor id -> (label, pid), and the Ray node id of each label."""
 
     def __init__(self) -> None:
         self.actors: dict[str, tuple[str, int]] = {}
+        self.nodes: dict[str, str] = {}
 
     def add(self, handles: list[Any], labels: list[str]) -> None:
         import ray
 
-        pids = ray.get([handle.pid.remote() for handle in handles])
-        for handle, label, pid in zip(handles, labels, pids, strict=True):
+        places = ray.get([handle.locate.remote() for handle in handles])
+        for handle, label, (pid, node_id) in zip(handles, labels, places, strict=True):
             self.actors[handle._actor_id.hex()] = (label, pid)
+            self.nodes[label] = node_id
 
     def write(self, path: Path) -> None:
-        """``actors.json`` in the run folder: every actor's label and process id (to find its logs, or a culprit)."""
-        path.write_text(json.dumps({label: pid for label, pid in self.actors.values()}, indent=1))
+        """``actors.json`` in the run folder: every actor's label, process id and Ray node id (to find its logs, or
+        a culprit, on its node)."""
+        path.write_text(json.dumps({label: {"pid": pid, "node_id": self.nodes[label]}
+                                    for label, pid in self.actors.values()}, indent=1))
 
     def describe(self, error: Any, ckpt_root: Path | None) -> WorkerDied:
         """A :class:`WorkerDied` for ``error`` (a ``ray.exceptions.RayActorError``)."""

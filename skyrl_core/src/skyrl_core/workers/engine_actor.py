@@ -49,8 +49,11 @@ class EngineActor:
         )
         self.index = index
 
-    def pid(self) -> int:
-        return os.getpid()
+    def locate(self) -> tuple[int, str]:
+        """This actor's process id and Ray node id."""
+        import ray
+
+        return os.getpid(), ray.get_runtime_context().get_node_id()
 
     def num_receivers(self) -> int:
         return self.engine.num_receivers

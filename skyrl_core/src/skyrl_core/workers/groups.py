@@ -3,7 +3,9 @@
 Placement: with GPUs, ``colocate_all`` puts every actor in one placement group of
 ``policy_num_nodes * policy_num_gpus_per_node`` GPU bundles and gives each a fraction of its bundle's GPU, so they
 time-share the devices; without it, each actor asks for whole GPUs. Without GPUs a "GPU" means one process on a
-fractional CPU share, and every actor gets as many torch threads as there are cores for the processes that
+fractional CPU share, small enough that the actors fit on the nodes (not just in the cluster's total), and a group
+on ``num_nodes > 1`` nodes gets a ``STRICT_SPREAD`` placement group with one bundle per node, so its workers sit on
+that many different nodes. Every actor gets as many torch threads as there are cores for the processes that
 compute at the same moment (the loop never runs two phases at once).
 """
 
@@ -15,7 +17,7 @@ from typing import Any
 import attrs
 
 from skyrl_core.errors import UserError
-from skyrl_core.workers.placement_check import check_placement, cluster_gpus_per_node
+from skyrl_core.workers.placement_check import check_placement, cluster_nodes, cpu_share, worker_groups
 
 
 @attrs.frozen
@@ -36,19 +38,32 @@ class Placement:
         strategy = PlacementGroupSchedulingStrategy(placement_group=self.pg, placement_group_bundle_index=index)
         return {"num_cpus": self.cpu_per_actor, "num_gpus": gpu_fraction, "scheduling_strategy": strategy}
 
+    def group_options(self, num_nodes: int, world_size: int, gpu_fraction: float) -> list[dict[str, Any]]:
+        """The options of each rank of a worker group on ``num_nodes`` nodes. Without GPUs and on more than one
+        node: one ``STRICT_SPREAD`` bundle per node, ``world_size / num_nodes`` ranks in each (in rank order)."""
+        if self.use_gpu or num_nodes == 1:
+            return [self.options(rank, gpu_fraction) for rank in range(world_size)]
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        per_node = world_size // num_nodes
+        pg = ready_placement_group([{"CPU": self.cpu_per_actor * per_node}] * num_nodes, strategy="STRICT_SPREAD")
+        return [{"num_cpus": self.cpu_per_actor, "num_gpus": 0, "scheduling_strategy": PlacementGroupSchedulingStrategy(
+            placement_group=pg, placement_group_bundle_index=rank // per_node)} for rank in range(world_size)]
+
 
 def make_placement(config: Any, num_actors: int) -> Placement:
-    import ray
-
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    cpus = float(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
-    check_placement(config, cluster_gpus_per_node())
-    cpu_share = max(0.01, round(cpus / max(1, num_actors), 2) - 0.01)
+    nodes = cluster_nodes()
+    gpus = sum(int(node.get("GPU", 0)) for node in nodes)
+    check_placement(config, [int(node.get("GPU", 0)) for node in nodes])
     if gpus == 0:
-        return Placement(use_gpu=False, cpu_per_actor=cpu_share)
+        spread = [group for group in worker_groups(config).values() if group[0] > 1]
+        return Placement(use_gpu=False,
+                         cpu_per_actor=cpu_share([node.get("CPU", 0.0) for node in nodes], num_actors, spread))
+    cpus = sum(node.get("CPU", 0.0) for node in nodes)
+    cpu_per_gpu_actor = min(1.0, max(0.01, round(cpus / max(1, num_actors), 2) - 0.01))
     placement = config.trainer.placement
     if not placement.colocate_all:
-        return Placement(use_gpu=True, cpu_per_actor=min(1.0, cpu_share))
+        return Placement(use_gpu=True, cpu_per_actor=cpu_per_gpu_actor)
     bundles = placement.policy_num_nodes * placement.policy_num_gpus_per_node
     engines_gpus = config.generator.num_inference_engines * config.generator.inference_engine_tensor_parallel_size
     if engines_gpus != bundles:
@@ -57,9 +72,16 @@ def make_placement(config: Any, num_actors: int) -> Placement:
             f"generator.num_inference_engines * inference_engine_tensor_parallel_size = {engines_gpus}, "
             f"policy_num_nodes * policy_num_gpus_per_node = {bundles}. Make them equal, or set colocate_all=false."
         )
-    pg = ray.util.placement_group([{"GPU": 1, "CPU": 1}] * bundles, strategy="PACK")
+    return Placement(use_gpu=True, cpu_per_actor=min(1.0, 1.0 / 4),
+                     pg=ready_placement_group([{"GPU": 1, "CPU": 1}] * bundles, strategy="PACK"))
+
+
+def ready_placement_group(bundles: list[dict[str, float]], strategy: str) -> Any:
+    import ray
+
+    pg = ray.util.placement_group(bundles, strategy=strategy)
     ray.get(pg.ready(), timeout=float(os.environ.get("SKYRL_RAY_PG_TIMEOUT_S", "600")))
-    return Placement(use_gpu=True, cpu_per_actor=min(1.0, 1.0 / 4), pg=pg)
+    return pg
 
 
 class WorkerGroup:
@@ -70,7 +92,7 @@ class WorkerGroup:
     """
 
     def __init__(self, *, role: str, config: Any, config_dict: dict[str, Any], world_size: int,
-                 placement: Placement, num_threads: int):
+                 placement: Placement, num_threads: int, num_nodes: int = 1):
         import ray
 
         from skyrl_core.workers.train_worker import TrainWorker
@@ -79,10 +101,10 @@ class WorkerGroup:
         self.role = role
         self.world_size = world_size
         self.actors = [
-            actor_cls.options(**placement.options(rank, 0.2)).remote(
+            actor_cls.options(**options).remote(
                 config=config_dict, role=role, rank=rank, world_size=world_size, num_threads=num_threads
             )
-            for rank in range(world_size)
+            for rank, options in enumerate(placement.group_options(num_nodes, world_size, 0.2))
         ]
         addr, port = ray.get(self.actors[0].free_address.remote())
         self.meshes = ray.get([a.setup.remote(addr, port) for a in self.actors])

@@ -8,6 +8,17 @@ from typing import Any
 from skyrl_core.errors import UserError
 
 
+def worker_groups(config: Any) -> dict[str, tuple[int, int]]:
+    """``role -> (num_nodes, workers per node)`` of every training worker group the run starts."""
+    placement, algorithm = config.trainer.placement, config.trainer.algorithm
+    groups = {"policy": (placement.policy_num_nodes, placement.policy_num_gpus_per_node)}
+    if algorithm.use_kl_loss or algorithm.use_kl_in_reward:
+        groups["ref"] = (placement.ref_num_nodes, placement.ref_num_gpus_per_node)
+    if config.trainer.critic.model.path is not None:
+        groups["critic"] = (placement.critic_num_nodes, placement.critic_num_gpus_per_node)
+    return groups
+
+
 def gpus_needed(config: Any) -> dict[str, int]:
     """GPUs each part of the run asks for (only with GPUs in the cluster; without, a "GPU" is a CPU share).
 
@@ -28,7 +39,12 @@ def gpus_needed(config: Any) -> dict[str, int]:
 
 def check_placement(config: Any, gpus_per_node: list[int]) -> None:
     """Refuse a placement the cluster cannot hold: more GPUs in total than it has, or more GPUs per node for the
-    policy than its largest node has. ``gpus_per_node`` lists the GPUs of each alive node (empty or all 0: CPU)."""
+    policy than its largest node has, or a worker group on more nodes than are alive. ``gpus_per_node`` lists the
+    GPUs of each alive node (all 0: CPU; empty: not known, only the GPU counts are checked)."""
+    for role, (nodes, _) in worker_groups(config).items():
+        if gpus_per_node and nodes > len(gpus_per_node):
+            raise UserError(f"impossible placement: trainer.placement.{role}_num_nodes={nodes} but the Ray cluster has "
+                            f"{len(gpus_per_node)} alive node(s). Lower it, or add nodes to the cluster")
     total = sum(gpus_per_node)
     if total == 0:
         return
@@ -47,8 +63,24 @@ def check_placement(config: Any, gpus_per_node: list[int]) -> None:
                         "trainer.placement.* / generator.num_inference_engines, set colocate_all=true, or add nodes")
 
 
-def cluster_gpus_per_node() -> list[int]:
-    """GPUs of every alive Ray node."""
+def cpu_share(cpus_per_node: list[float], num_actors: int, spread: list[tuple[int, int]]) -> float:
+    """The CPUs each of ``num_actors`` actors asks for on a cluster without GPUs: the largest share such that they
+    all fit on the nodes (a node holds ``floor(cpus / share)`` of them, so a share that fits the cluster's total
+    may fit no node), and each group ``(num_nodes, per_node)`` of ``spread`` finds ``num_nodes`` nodes that hold
+    ``per_node`` of them each. Less 0.01, so rounding never makes it not fit."""
+    def fits(share: float) -> bool:
+        slots = [int(cpus / share + 1e-9) for cpus in cpus_per_node]
+        return sum(slots) >= num_actors and all(sum(s >= per_node for s in slots) >= nodes
+                                                for nodes, per_node in spread)
+
+    candidates = sorted({cpus / k for cpus in cpus_per_node if cpus > 0 for k in range(1, num_actors + 1)},
+                        reverse=True)
+    best = next((share for share in candidates if fits(share)), 0.0)
+    return max(0.01, round(best, 2) - 0.01)
+
+
+def cluster_nodes() -> list[dict[str, float]]:
+    """The resources of every alive Ray node."""
     import ray
 
-    return [int(node["Resources"].get("GPU", 0)) for node in ray.nodes() if node.get("Alive")]
+    return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]

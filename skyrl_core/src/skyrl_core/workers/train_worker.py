@@ -30,6 +30,22 @@ from skyrl_core.workers.worker_state import WorkerStateMixin
 _SUMS = ("policy", "kl", "entropy", "tokens", "logprob_diff")
 
 
+def strategy_section(trainer: Any, role: str, pm: Any) -> Any:
+    """The config section of the run's strategy for ``role``'s workers. SkyRL's per-role DeepSpeed keys
+    (``trainer.<role>.deepspeed_config``, allowed only with ``trainer.strategy=deepspeed``) are merged over
+    ``trainer.deepspeed.deepspeed_config``."""
+    import attrs
+
+    from skyrl_core.config.loader import component_section
+    from skyrl_core.config.overrides import deep_merge
+
+    section = component_section(trainer, trainer.strategy, "strategies", pm)
+    role_keys = getattr(trainer, role).deepspeed_config
+    if not role_keys:
+        return section
+    return attrs.evolve(section, deepspeed_config=deep_merge(section.deepspeed_config, role_keys))
+
+
 class TrainWorker(WorkerStateMixin, CriticMixin):
     """One rank of the policy, ref or critic worker group."""
 
@@ -40,8 +56,11 @@ class TrainWorker(WorkerStateMixin, CriticMixin):
         self.strategy: Any = None
         self._sender: Any = None
 
-    def pid(self) -> int:
-        return os.getpid()
+    def locate(self) -> tuple[int, str]:
+        """This actor's process id and Ray node id."""
+        import ray
+
+        return os.getpid(), ray.get_runtime_context().get_node_id()
 
     def free_address(self) -> tuple[str, int]:
         """An address and free port for the group's rendezvous (called on rank 0)."""
@@ -53,12 +72,9 @@ class TrainWorker(WorkerStateMixin, CriticMixin):
 
     def setup(self, master_addr: str, master_port: int) -> Mesh:
         """Build the strategy and the model of this role; returns this rank's place in the mesh."""
-        from skyrl_core.config.loader import component_section
-
         trainer = self.config.trainer
         strategy_cls = self.pm.registry("strategies")[trainer.strategy]
-        section = component_section(trainer, trainer.strategy, "strategies", self.pm)
-        self.strategy = strategy_cls(config=section, run_config=self.config)
+        self.strategy = strategy_cls(config=strategy_section(trainer, self.role, self.pm), run_config=self.config)
         self.strategy.init_distributed(rank=self.rank, world_size=self.world_size, master_addr=master_addr,
                                        master_port=master_port)
         torch.manual_seed(trainer.seed + self.rank)
