@@ -42,3 +42,21 @@ def test_unknown_scheduler_is_refused_by_the_config_and_by_the_strategy():
         config = OptimizerConfig(scheduler="cosine")
     with pytest.raises(UserError, match="constant_with_warmup"):
         _lrs(config, 1)
+
+
+def test_fused_adamw_takes_the_same_steps_as_the_default_loop():
+    torch.manual_seed(0)
+    models = [torch.nn.Linear(64, 32) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    config = OptimizerConfig(lr=1e-2, weight_decay=0.01)
+    optimizers = [build_optimizer_and_scheduler(models[0], config)[0],
+                  build_optimizer_and_scheduler(models[1], config, fused=True)[0]]
+    assert optimizers[1].defaults["fused"] and not optimizers[0].defaults["fused"]
+    for _ in range(5):
+        inputs = torch.randn(8, 64)
+        for model, optimizer in zip(models, optimizers):
+            model(inputs).pow(2).mean().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    for ours, theirs in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)

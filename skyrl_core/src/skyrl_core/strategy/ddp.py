@@ -55,7 +55,8 @@ class DDPStrategy(Strategy):
             model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
         self.model = model
         if trainable:
-            self.optimizer, self.scheduler = build_optimizer_and_scheduler(self.unwrapped_model, optimizer_config)
+            self.optimizer, self.scheduler = build_optimizer_and_scheduler(
+                self.unwrapped_model, optimizer_config, fused=self.device.type in ("cpu", "cuda"))
 
     @property
     def unwrapped_model(self) -> torch.nn.Module:
