@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -55,5 +56,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, extra_env:
     if address:
         ray.init(address=address, **kwargs)
     else:
+        # A new local cluster turns token authentication on and prints a banner saying so at WARNING level: keep
+        # the authentication, drop the banner unless --verbose
+        if not verbose():
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, **kwargs)
     return ray

@@ -91,10 +91,21 @@ def _configure_logging(debug: bool) -> None:
     logger.propagate = False
 
 
+def _quiet_libraries() -> None:
+    """No library noise on the driver's console unless ``--verbose``: no transformers/hub progress bars ("Loading
+    weights", "Writing model shards"), and DeepSpeed (imported by transformers whenever it is installed) told the
+    accelerator it would pick anyway on a machine without an NVIDIA driver, instead of warning that it guessed."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if not os.path.exists("/proc/driver/nvidia"):
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``skyrl`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("SKYRL_DEBUG") == "1"
+    if "--verbose" not in argv and os.environ.get("SKYRL_VERBOSE") != "1":
+        _quiet_libraries()
     warnings.showwarning = _show_warning
     _configure_logging(debug)
     _register_commands()
