@@ -63,7 +63,6 @@ from skyrl_core.inference.hf_kv import PrefixCache
 from skyrl_core.inference.hf_precision import (
     autocast_context,
     cast_linear_layers,
-    cpu_bf16_attention,
     untie_output_embedding,
 )
 from skyrl_core.inference.hf_sampling import RowSampling
@@ -96,9 +95,7 @@ class HFEngine(InferenceEngine):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         torch_dtype = _torch_dtype(dtype)
         self.autocast = torch_dtype == torch.bfloat16  # see skyrl_core.inference.hf_precision
-        kwargs = cpu_bf16_attention(self.device, self.autocast, {})
-        model = AutoModelForCausalLM.from_pretrained(
-            model_path, dtype=torch.float32 if self.autocast else torch_dtype, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32 if self.autocast else torch_dtype)
         aliases = untie_output_embedding(model) if self.autocast else {}
         if self.autocast:
             cast_linear_layers(model, torch.bfloat16)

@@ -10,7 +10,6 @@ from typing import Any
 import torch
 
 from skyrl_core.errors import UserError
-from skyrl_core.inference.hf_precision import cpu_bf16_attention
 from skyrl_core.strategy.base import ModelHead, StepStats
 
 SCHEDULERS = ("constant_with_warmup", "constant")
@@ -27,9 +26,7 @@ def load_hf_model(model_path: str, run_config: Any, *, trainable: bool, head: Mo
     """
     from transformers import AutoModelForCausalLM, AutoModelForTokenClassification
 
-    # bf16 on CPU: the attention whose results the hf engine's decode reproduces (see hf_precision)
-    where = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-    kwargs = cpu_bf16_attention(where, run_config.trainer.bf16, dict(run_config.trainer.policy.model_config_kwargs))
+    kwargs = dict(run_config.trainer.policy.model_config_kwargs)
     if head == "value":
         kwargs["num_labels"] = 1
     loader = AutoModelForTokenClassification if head == "value" else AutoModelForCausalLM
