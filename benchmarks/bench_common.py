@@ -1,7 +1,8 @@
 """Shared pieces of ``grpo_step_vs_trl.py``: the benchmark's settings, model and data set-up, CPU accounting.
 
 - ``PROMPTS``, ``SAMPLES``, ``NEW_TOKENS``, ``LR``, ... and ``SIZES``: what one GRPO step is, on both sides;
-- ``build_model``, ``count_params``, ``build_data``: the random-weight Qwen2 models and the ``multiply`` prompts;
+- ``build_model``, ``count_params``, ``build_data``, ``prompt_tokens``: the random-weight Qwen2 models and the
+  ``multiply`` prompts (and their mean length in tokens, for the FLOPs model of ``bench_measure.py``);
 - ``CpuMonitor``: samples ``/proc`` to charge each step with the CPU that processes outside the benchmark used,
   and waits for an idle machine;
 - ``versions``, ``child_env``, ``stop_group``, ``tail``, ``mean``, ``median``: small helpers of the runs and report.
@@ -23,18 +24,22 @@ PROMPTS, SAMPLES, NEW_TOKENS = 8, 4, 32
 ROWS = PROMPTS * SAMPLES
 LR, WEIGHT_DECAY, MAX_GRAD_NORM, SEED = 1e-6, 0.01, 1.0, 42
 
-#: Model sizes: ``None`` is ``make_tiny_model(size="small")`` as is; a dict replaces its transformer's shape.
-SIZES: dict[str, dict[str, int] | None] = {
+#: Model sizes: ``None`` is ``make_tiny_model(size="small")`` as is; a dict replaces its config's fields (shape,
+#: and for ``135m`` the vocabulary and tied embeddings of SmolLM2-135M: the tokenizer keeps its ~1.9k tokens, so
+#: the model can sample ids that decode to nothing, which is harmless for timing).
+SIZES: dict[str, dict[str, int | bool] | None] = {
     "10m": None,
     "25m": dict(hidden_size=384, num_hidden_layers=11, num_attention_heads=6, num_key_value_heads=2,
                 intermediate_size=1536),
+    "135m": dict(hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+                 intermediate_size=1536, vocab_size=49152, tie_word_embeddings=True),
 }
 
 
 # -- set-up -----------------------------------------------------------------------------------------------------
 
 
-def build_model(path: Path, shape: dict[str, int] | None, seed: int = 0) -> Path:
+def build_model(path: Path, shape: dict[str, int | bool] | None, seed: int = 0) -> Path:
     """The ``small`` tiny model (tokenizer + random Qwen2) in ``path``; with ``shape``, a bigger transformer."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
@@ -78,6 +83,20 @@ def build_data(path: Path, steps: int) -> Path:
         path, MultiplyDataConfig(train_size=max(64, PROMPTS * (steps + 1)), val_size=8, seed=SEED)
     )
     return Path(files.train)
+
+
+def prompt_tokens(model: Path, train_file: Path) -> float:
+    """Mean tokens of the chat-templated prompts (with the generation prompt), as both sides feed them."""
+    import pyarrow.parquet as pq
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    rows = pq.read_table(train_file).to_pylist()
+    lengths = []
+    for row in rows:
+        ids = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True)
+        lengths.append(len(ids["input_ids"] if hasattr(ids, "keys") else ids))  # a dict in transformers 5
+    return sum(lengths) / len(lengths)
 
 
 # -- CPU accounting ---------------------------------------------------------------------------------------------

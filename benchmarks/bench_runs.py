@@ -4,6 +4,11 @@
   run's ``metrics.jsonl``;
 - ``run_trl``: re-runs ``grpo_step_vs_trl.py --trl-worker SPEC.json``, whose ``main`` calls ``trl_worker``: TRL's
   ``GRPOTrainer`` with the same settings, timed by a ``TrainerCallback`` and wrapped rollout methods.
+- ``SKYRL_MODES``, ``TRL_MODES``: the settings of each ``--mode``: ``equal`` (fp32 on both sides) and ``best``
+  (skyrl: ``trainer.bf16=true`` autocast training and a ``bfloat16`` engine; TRL: ``bf16=True`` autocast).
+
+Both run functions sample the PSS of the side's process tree every 0.25 s (``bench_measure.PssMonitor``) and
+return its peaks over the timed steps (every step after the first) as ``memory``.
 
 Imported as a top-level module: ``grpo_step_vs_trl.py``'s folder is on ``sys.path`` when it runs as a script.
 """
@@ -32,9 +37,27 @@ from bench_common import (
     stop_group,
     tail,
 )
+from bench_measure import PssMonitor
 
 #: The entry point that ``run_trl`` starts with ``--trl-worker SPEC.json``.
 ENTRY_POINT = Path(__file__).resolve().with_name("grpo_step_vs_trl.py")
+
+#: Per ``--mode``: skyrl's extra overrides (after the shared ones) and TRL's ``GRPOConfig`` fields.
+SKYRL_MODES: dict[str, list[str]] = {
+    "equal": ["trainer.bf16=false"],
+    "best": ["trainer.bf16=true", "generator.model_dtype=bfloat16"],
+}
+TRL_MODES: dict[str, dict[str, Any]] = {
+    "equal": {"bf16": False},
+    "best": {"bf16": True},
+}
+#: skyrl timing keys other than generate/train/weight_sync/step that, when a run logs them, are parts of
+#: ``timing/train`` (the reference / old log-prob forwards run inside it) and are reported apart from it.
+LOGPROB_KEYS = ("timing/ref_logprobs", "timing/old_logprobs", "timing/logprobs", "timing/compute_logprobs")
+
+
+def _windows_peaks(monitor: PssMonitor, windows: list[tuple[float, float]]) -> dict[str, float] | None:
+    return monitor.peaks(windows[1:] if len(windows) > 1 else windows)
 
 
 # -- skyrl ------------------------------------------------------------------------------------------------------
@@ -56,7 +79,6 @@ def skyrl_overrides(model: Path, train_file: Path, out: Path, steps: int) -> lis
         "generator.sampling_params.top_k=-1",
         f"trainer.micro_train_batch_size_per_gpu={ROWS}",
         f"trainer.micro_forward_batch_size_per_gpu={ROWS}",
-        "trainer.bf16=false",
         "trainer.gradient_checkpointing=false",
         "trainer.algorithm.use_kl_loss=false",
         "trainer.algorithm.use_entropy_loss=false",
@@ -72,19 +94,39 @@ def skyrl_overrides(model: Path, train_file: Path, out: Path, steps: int) -> lis
 
 
 def run_skyrl(model: Path, train_file: Path, workdir: Path, steps: int, timeout: float,
-              tag: str = "") -> dict[str, Any]:
+              tag: str = "", mode: str = "equal", attempts: int = 3) -> dict[str, Any]:
+    """One ``skyrl run``, retried when it fails before its first step (a Ray cluster that did not come up, e.g.
+    a port clash with another session's cluster on a shared machine)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _run_skyrl(model, train_file, workdir, steps, timeout, tag, mode)
+        except _StartupError as exc:
+            if attempt == attempts:
+                raise RuntimeError(str(exc)) from None
+            print(f"  skyrl failed before its first step (attempt {attempt}); retrying", flush=True)
+            time.sleep(10)
+    raise AssertionError("unreachable")
+
+
+class _StartupError(RuntimeError):
+    pass
+
+
+def _run_skyrl(model: Path, train_file: Path, workdir: Path, steps: int, timeout: float, tag: str, mode: str
+               ) -> dict[str, Any]:
     """One ``skyrl run``; per step its timings and the (monotonic) time its metrics line appeared."""
     out = workdir / f"skyrl_run{tag}"
     shutil.rmtree(out, ignore_errors=True)
     metrics_file = out / "metrics.jsonl"
     cmd = [sys.executable, "-m", "skyrl_core.cli.main", "run", "--env", "multiply", "--algo", "grpo",
-           *skyrl_overrides(model, train_file, out, steps)]
+           *skyrl_overrides(model, train_file, out, steps), *SKYRL_MODES[mode]]
     log_file = workdir / f"skyrl{tag}.log"
     seen: list[float] = []  # when each metrics line showed up: the step ended just before
     start = time.monotonic()
     with open(log_file, "w") as log:
         # Its own process group, so that a timeout or Ctrl-C also stops the Ray processes the run started.
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env(), start_new_session=True)
+        memory = PssMonitor(proc.pid, "driver").start()
         try:
             while proc.poll() is None:
                 if time.monotonic() - start > timeout:
@@ -94,11 +136,13 @@ def run_skyrl(model: Path, train_file: Path, workdir: Path, steps: int, timeout:
                     seen.extend([time.monotonic()] * (lines - len(seen)))
                 time.sleep(0.2)
         finally:
+            memory.stop()
             if proc.poll() is None:
                 stop_group(proc)
     wall = time.monotonic() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"skyrl run failed (exit {proc.returncode}); see {log_file}:\n{tail(log_file)}")
+        error = _StartupError if not seen else RuntimeError
+        raise error(f"skyrl run failed (exit {proc.returncode}); see {log_file}:\n{tail(log_file)}")
     lines = [line for line in metrics_file.read_text().splitlines() if line.strip()]
     seen.extend([time.monotonic()] * (len(lines) - len(seen)))
     records = [(json.loads(line), t) for line, t in zip(lines, seen)]
@@ -109,14 +153,22 @@ def run_skyrl(model: Path, train_file: Path, workdir: Path, steps: int, timeout:
     def series(key: str) -> list[float | None]:
         return [None if r.get(key) is None else float(r[key]) for r, _ in records]
 
+    logprob_keys = [k for k in LOGPROB_KEYS if any(r.get(k) is not None for r, _ in records)]
+    logprobs = [sum(float(r.get(k) or 0.0) for k in logprob_keys) if logprob_keys else None for r, _ in records]
+    train = [None if tr is None else tr - (lp or 0.0) for tr, lp in zip(series("timing/train"), logprobs)]
+    windows = [(t - float(r["timing/step"]), t) for r, t in records]
     return {
         "steps": series("timing/step"),
-        "windows": [(t - float(r["timing/step"]), t) for r, t in records],
+        "windows": windows,
         "generate": series("timing/generate"),
-        "train": series("timing/train"),
+        "logprobs": logprobs,
+        "logprob_keys": logprob_keys,
+        "timing_keys": sorted({k for r, _ in records for k in r if k.startswith("timing/")}),
+        "train": train,
         "weight_sync": series("timing/weight_sync"),
         "completion_length": mean([x for x in series("response_length/mean") if x is not None]),
         "wall_s": wall,
+        "memory": _windows_peaks(memory, windows),
         "log": str(log_file),
     }
 
@@ -125,25 +177,31 @@ def run_skyrl(model: Path, train_file: Path, workdir: Path, steps: int, timeout:
 
 
 def run_trl(model: Path, train_file: Path, workdir: Path, steps: int, threads: int, timeout: float,
-            tag: str = "") -> dict[str, Any]:
+            tag: str = "", mode: str = "equal", extra: dict[str, Any] | None = None) -> dict[str, Any]:
     spec = {"model": str(model), "train_file": str(train_file), "output_dir": str(workdir / f"trl_run{tag}"),
-            "steps": steps, "threads": threads, "result": str(workdir / f"trl_result{tag}.json")}
+            "steps": steps, "threads": threads, "result": str(workdir / f"trl_result{tag}.json"),
+            "config": {**TRL_MODES[mode], **(extra or {})}}
     spec_file = workdir / f"trl_spec{tag}.json"
     spec_file.write_text(json.dumps(spec))
     log_file = workdir / f"trl{tag}.log"
     start = time.monotonic()
     with open(log_file, "w") as log:
+        proc = subprocess.Popen([sys.executable, str(ENTRY_POINT), "--trl-worker", str(spec_file)],
+                                stdout=log, stderr=subprocess.STDOUT, env=child_env(), start_new_session=True)
+        memory = PssMonitor(proc.pid, "trl").start()
         try:
-            proc = subprocess.run([sys.executable, str(ENTRY_POINT), "--trl-worker", str(spec_file)],
-                                  stdout=log, stderr=subprocess.STDOUT, env=child_env(), timeout=timeout,
-                                  check=False)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"TRL run timed out after {timeout:.0f}s; see {log_file}") from None
+        finally:
+            memory.stop()
+            if proc.poll() is None:
+                stop_group(proc)
     wall = time.monotonic() - start
     if proc.returncode != 0:
         raise RuntimeError(f"TRL run failed (exit {proc.returncode}); see {log_file}:\n{tail(log_file)}")
     result = json.loads(Path(spec["result"]).read_text())
-    result.update(wall_s=wall, log=str(log_file))
+    result.update(wall_s=wall, log=str(log_file), memory=_windows_peaks(memory, result["windows"]))
     return result
 
 
@@ -185,6 +243,7 @@ def trl_worker(spec_file: str) -> None:
         gradient_checkpointing=False, torch_compile=False, report_to="none", logging_steps=1, save_strategy="no",
         seed=SEED, disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=False, log_completions=False,
     )
+    wanted.update(spec.get("config") or {})  # the mode's fields (bf16, ...)
     fields = {f.name for f in dataclasses.fields(GRPOConfig)}
     dropped = sorted(set(wanted) - fields)
     if dropped:
@@ -229,6 +288,7 @@ def trl_worker(spec_file: str) -> None:
         "generate": phases.get("_generate_single_turn", []),
         "completion_length": mean(lengths),
         "threads": sorted(timer.threads),
+        "config": {k: v for k, v in wanted.items() if k in (spec.get("config") or {})},
         "trl_version": trl.__version__,
     }))
 

@@ -1,19 +1,47 @@
 #!/usr/bin/env python
-"""Seconds per GRPO step: skyrl versus TRL's ``GRPOTrainer``, same tiny model, same batch, same machine.
+"""Seconds per GRPO step: skyrl versus TRL's ``GRPOTrainer``, same model, same batch, same machine (issue 13).
 
 What is compared
     One GRPO training step of each framework: generate 8 prompts x 4 samples x (up to) 32 new tokens, grade them
     with the ``multiply`` reward (1.0 when the ``\\boxed{}`` answer equals the product), compute group-normalised
     advantages, run one optimizer step (AdamW, lr 1e-6, weight decay 0.01, grad clip 1.0, no KL term), and, for
-    skyrl, push the new weights to the inference engine. fp32 everywhere, no gradient checkpointing, the whole
-    batch of 32 sequences in one micro-batch. Two random-weight Qwen2 models sharing one byte-level tokenizer and
-    ChatML template (``skyrl_core.testing.tiny_model``):
+    skyrl, push the new weights to the inference engine. No gradient checkpointing, the whole batch of 32
+    sequences in one micro-batch. Three random-weight Qwen2 models sharing one byte-level tokenizer (1,863 tokens)
+    and ChatML template (``skyrl_core.testing.tiny_model``):
 
     - ``10m``: ``skyrl model tiny --size small`` (hidden 256, 8 layers, 10.4M parameters);
-    - ``25m``: the same tokenizer, hidden 384, 11 layers, 6 heads (2 KV heads), MLP 1536 (25.2M parameters).
+    - ``25m``: the same tokenizer, hidden 384, 11 layers, 6 heads (2 KV heads), MLP 1536 (25.2M parameters);
+    - ``135m``: the shape of SmolLM2-135M: hidden 576, 30 layers, 9 heads (3 KV heads), MLP 1536, vocabulary
+      49,152, tied embeddings (134.5M parameters). The tokenizer keeps its 1,863 tokens: sampled ids above them
+      decode to nothing on both sides (neither crashes), which does not change the work of a step.
+
+    Two modes (``--mode``, default both), each a table of its own:
+
+    - ``equal``: fp32 on both sides (``trainer.bf16=false``; TRL ``bf16=False``);
+    - ``best``: each side's fastest correct settings: skyrl ``trainer.bf16=true`` (bf16 autocast training, fp32
+      master weights) with ``generator.model_dtype=bfloat16`` (its ``hf`` engine runs the linear layers in bf16);
+      TRL ``bf16=True`` (autocast). Of TRL's other ``GRPOConfig`` speed fields, ``use_liger_kernel`` needs
+      ``liger-kernel`` (Triton, GPU only; not installed) and ``torch_compile=True`` works on CPU but spent about
+      5 minutes compiling its first step at 10m and was not faster afterwards (on a loaded machine), so neither
+      is used; ``bench_runs.TRL_MODES`` holds the fields.
+
+    Besides seconds, each run reports its peak memory and each phase its fraction of the machine's matmul peak:
+
+    - memory: the summed PSS (``/proc/PID/smaps_rollup``) of the side's process tree, sampled every 0.25 s,
+      peak over the timed steps; for skyrl also per group (driver, ``TrainWorker``, ``EngineActor``, Ray's own
+      processes). PSS, not RSS, because skyrl's processes share the torch libraries (``bench_measure.py``);
+    - matmul peak: ``torch.mm`` of 2048 x 2048 matrices, fp32 and bf16, at the runs' thread count, best of 5,
+      measured by this script before the runs; per phase (skyrl: generate, ref/old log-probs when a run logs
+      them, train, weight sync, other; TRL: generate, rest of the rollout, train), seconds and FLOPs / s / peak
+      (the fp32 peak in ``equal`` mode, bf16 in ``best``), with the FLOPs model of ``bench_measure.py``:
+      forward = 2 x (non-embedding parameters x tokens + LM-head parameters x positions with logits), training =
+      3 x forward, generation = one forward over prompt + completion tokens.
+
+    Issue 13's targets are printed with PASS/MISS and the margin: ``equal`` skyrl/TRL <= 0.67 at every size,
+    ``best`` TRL/skyrl >= 3 at ``135m``, and skyrl's peak PSS <= TRL's at ``135m``.
 
 How
-    For each size, skyrl runs first, then TRL, never at the same time (on a 2-core machine any overlap would
+    For each size and mode, skyrl runs first, then TRL, never at the same time (on a 2-core machine any overlap would
     dominate the numbers); with ``--rounds N`` each framework runs N times, the order alternating between rounds
     (skyrl-TRL, TRL-skyrl, ...), and the steps of all rounds are pooled:
 
@@ -66,16 +94,19 @@ Caveats
     - ``RAY_ADDRESS`` is removed from skyrl's environment so it always starts its own local cluster.
 
 Files
-    This entry point parses the arguments, runs both sides for each size, and prints the report; the rest lives
-    next to it: ``bench_common.py`` (settings, model and data set-up, ``/proc`` CPU accounting, idle waiting) and
-    ``bench_runs.py`` (the skyrl run and the TRL run, including the ``--trl-worker`` child's ``GRPOTrainer``).
+    This entry point parses the arguments, measures the matmul peak, runs both sides for each size and mode, and
+    prints the report; the rest lives next to it: ``bench_common.py`` (settings, model and data set-up, ``/proc``
+    CPU accounting, idle waiting), ``bench_runs.py`` (the skyrl run and the TRL run, including the
+    ``--trl-worker`` child's ``GRPOTrainer``, and the modes' settings), ``bench_measure.py`` (PSS sampling,
+    matmul peak, FLOPs model) and ``bench_report.py`` (statistics, tables, targets).
 
 Usage::
 
-    .venv/bin/python benchmarks/grpo_step_vs_trl.py             # both sizes, 6 steps each (about 3 min)
-    .venv/bin/python benchmarks/grpo_step_vs_trl.py --quick     # 10m only, 3 steps: a smoke test
+    .venv/bin/python benchmarks/grpo_step_vs_trl.py --steps 4   # 3 sizes x 2 modes (135m: ~2.5 min per run)
+    .venv/bin/python benchmarks/grpo_step_vs_trl.py --quick     # 10m only, 3 steps, both modes: a smoke test
+    .venv/bin/python benchmarks/grpo_step_vs_trl.py --quick --mode equal   # the same, fp32 only
     .venv/bin/python benchmarks/grpo_step_vs_trl.py --rounds 2  # each side twice, alternating: steadier ratio
-    .venv/bin/python benchmarks/grpo_step_vs_trl.py --sizes 25m --steps 8 --json out.json --workdir /tmp/bench
+    .venv/bin/python benchmarks/grpo_step_vs_trl.py --sizes 25m --mode best --json out.json --workdir /tmp/bench
 """
 
 from __future__ import annotations
@@ -90,145 +121,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench_common import (
-    NEW_TOKENS,
-    PROMPTS,
-    SAMPLES,
-    SIZES,
-    CpuMonitor,
-    build_data,
-    build_model,
-    count_params,
-    mean,
-    median,
-    versions,
-)
-from bench_runs import run_skyrl, run_trl, trl_worker
+from bench_common import SIZES, CpuMonitor, build_data, build_model, count_params, prompt_tokens, versions
+from bench_measure import matmul_peak
+from bench_report import _fmt, _rounded, print_report, summarize
+from bench_runs import TRL_MODES, run_skyrl, run_trl, trl_worker
 
-# -- statistics and report --------------------------------------------------------------------------------------
-
-
-def pool(runs: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
-    """The steps of several runs of one framework in one list each, every run's first (warm-up) step dropped."""
-    pooled: dict[str, Any] = {key: [] for key in ["steps", "windows", *keys]}
-    for run in runs:
-        warm = 1 if len(run["steps"]) > 1 else 0
-        for key in pooled:
-            values = list(run.get(key) or [])
-            values += [None] * (len(run["steps"]) - len(values))
-            pooled[key] += values[warm:]
-    return pooled
-
-
-def step_stats(runs: list[dict[str, Any]], parts: list[str], monitor: CpuMonitor, idle_cores: float
-               ) -> dict[str, Any]:
-    """Medians over the steps after each run's first: all of them, and the clean ones (others < ``idle_cores``)."""
-    steps = pool(runs, parts)
-    others = [monitor.others_cores(a, b) for a, b in steps["windows"]]
-    every = list(range(len(steps["steps"])))
-    clean = [i for i in every if others[i] is not None and others[i] < idle_cores]
-
-    def pick(key: str, rows: list[int]) -> float | None:
-        return median([steps[key][i] for i in rows])
-
-    stats = {
-        "n_steps": len(every), "n_clean": len(clean),
-        "all": {key: pick(key, every) for key in ["steps", *parts]},
-        "clean": {key: pick(key, clean) for key in ["steps", *parts]} if clean else None,
-        "min_step": min(steps["steps"]) if steps["steps"] else None,
-    }
-    stats["best"] = stats["clean"] or stats["all"]
-    for run in runs:
-        run["others_cores"] = [monitor.others_cores(a, b) for a, b in run["windows"]]
-    return stats
-
-
-def summarize(size: str, params: int, sky_runs: list[dict[str, Any]], trl_runs: list[dict[str, Any]],
-              monitor: CpuMonitor, idle_cores: float) -> dict[str, Any]:
-    for run in trl_runs:
-        run["train"] = [s - r for s, r in zip(run["steps"], run.get("rollout") or [])]
-    for run in sky_runs:
-        run["other"] = [None if None in (s, g, t, w) else s - g - t - w
-                        for s, g, t, w in zip(run["steps"], run["generate"], run["train"], run["weight_sync"])]
-    s = step_stats(sky_runs, ["generate", "train", "weight_sync", "other"], monitor, idle_cores)
-    t = step_stats(trl_runs, ["rollout", "generate", "train"], monitor, idle_cores)
-    basis = "clean" if s["clean"] is not None and t["clean"] is not None else "all"
-    s_step, t_step = s[basis]["steps"], t[basis]["steps"]
-    s_all, t_all = s["all"]["steps"], t["all"]["steps"]
-    return {
-        "size": size, "params": params, "basis": basis,
-        "skyrl_s_per_step": s_step, "trl_s_per_step": t_step,
-        "ratio": s_step / t_step if s_step and t_step else None,
-        "ratio_all_steps": s_all / t_all if s_all and t_all else None,
-        "skyrl": s, "trl": t,
-        "skyrl_completion_length": mean([r["completion_length"] for r in sky_runs if r["completion_length"]]),
-        "trl_completion_length": mean([r["completion_length"] for r in trl_runs if r["completion_length"]]),
-        "skyrl_wall_s": median([r["wall_s"] for r in sky_runs]),
-        "trl_wall_s": median([r["wall_s"] for r in trl_runs]),
-        "skyrl_runs": sky_runs, "trl_runs": trl_runs,
-    }
-
-
-def _fmt(value: float | None, spec: str = ".2f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def print_report(rows: list[dict[str, Any]], steps: int, rounds: int, threads: int, idle_cores: float,
-                 found: dict[str, str]) -> None:
-    print()
-    print(", ".join(f"{name} {version}" for name, version in found.items()))
-    print(f"GRPO step: {PROMPTS} prompts x {SAMPLES} samples x {NEW_TOKENS} new tokens, fp32, CPU, "
-          f"{os.cpu_count()} cores, torch threads {threads}; {rounds} run(s) per framework, steps 2..{steps} of "
-          f"each; 'clean' = steps during "
-          f"which other processes used < {idle_cores} cores")
-    head = (f"{'size':<5} {'params':>7} {'skyrl s/step':>12} {'trl s/step':>10} {'skyrl/trl':>9} {'from':>7} "
-            f"{'clean sky/trl':>13} {'all-steps ratio':>15}")
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        s, t = r["skyrl"], r["trl"]
-        print(f"{r['size']:<5} {r['params'] / 1e6:>6.1f}M {_fmt(r['skyrl_s_per_step']):>12} "
-              f"{_fmt(r['trl_s_per_step']):>10} {_fmt(r['ratio']):>9} {r['basis']:>7} "
-              f"{str(s['n_clean']) + '/' + str(s['n_steps']) + ' ' + str(t['n_clean']) + '/' + str(t['n_steps']):>13} "
-              f"{_fmt(r['ratio_all_steps']):>15}")
-    print()
-    print("where the time goes (medians in s over the same steps as above):")
-    head = (f"{'size':<5} {'sky gen':>8} {'sky train':>9} {'sky sync':>8} {'sky other':>9} {'trl rollout':>11} "
-            f"{'trl gen':>8} {'trl train':>9} {'len sky/trl':>11} {'min sky/trl':>11} {'wall sky/trl':>12}")
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        s, t = r["skyrl"]["best"], r["trl"]["best"]
-        print(f"{r['size']:<5} {_fmt(s['generate']):>8} {_fmt(s['train']):>9} {_fmt(s['weight_sync']):>8} "
-              f"{_fmt(s['other']):>9} {_fmt(t['rollout']):>11} {_fmt(t['generate']):>8} {_fmt(t['train']):>9} "
-              f"{_fmt(r['skyrl_completion_length'], '.1f') + '/' + _fmt(r['trl_completion_length'], '.1f'):>11} "
-              f"{_fmt(r['skyrl']['min_step']) + '/' + _fmt(r['trl']['min_step']):>11} "
-              f"{_fmt(r['skyrl_wall_s'], '.0f') + '/' + _fmt(r['trl_wall_s'], '.0f'):>12}")
-    print()
-    print("sky gen/train/sync: skyrl's timing/generate, timing/train (advantages + update, plus an old-log-prob "
-          "forward when off-policy), timing/weight_sync; sky other: the rest of timing/step (engine sleep, batch).")
-    print("trl rollout: generate + reward + advantages; trl gen: model.generate alone; trl train: step - rollout. "
-          "len: mean completion tokens; min: fastest step; wall: whole subprocess, start-up included.")
-    for r in rows:
-        for name in ("skyrl", "trl"):
-            for i, run in enumerate(r[f"{name}_runs"]):
-                others = [None if x is None else round(x, 2) for x in run["others_cores"]]
-                print(f"{r['size']} {name:<5} run {i + 1}: per-step s {_rounded(run['steps'])}, others' cores {others}")
-                if name == "skyrl":
-                    print(f"{'':>{len(r['size'])}} {'':<5}        generate/train/weight_sync s "
-                          f"{_zip_rounded(run['generate'], run['train'], run['weight_sync'])}")
-                else:
-                    print(f"{'':>{len(r['size'])}} {'':<5}        generate/rollout/train s "
-                          f"{_zip_rounded(run['generate'], run['rollout'], run['train'])}")
-
-
-def _rounded(values: list[float | None]) -> list[float | None]:
-    return [None if x is None else round(x, 2) for x in values]
-
-
-def _zip_rounded(*series: list[float | None]) -> list[tuple[float | None, ...]]:
-    return [tuple(None if x is None else round(x, 2) for x in row) for row in zip(*series)]
-
+MODES = ("equal", "best")
 
 # -- main -------------------------------------------------------------------------------------------------------
 
@@ -236,11 +134,14 @@ def _zip_rounded(*series: list[float | None]) -> list[tuple[float | None, ...]]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="10m,25m", help=f"comma-separated model sizes from {sorted(SIZES)}")
+    parser.add_argument("--sizes", default="10m,25m,135m", help=f"comma-separated model sizes from {list(SIZES)}")
+    parser.add_argument("--mode", choices=[*MODES, "both"], default="both",
+                        help="equal: fp32 on both sides; best: each side's fastest correct settings; both: each")
+    parser.add_argument("--no-peak", action="store_true", help="skip the matmul-peak measurement")
     parser.add_argument("--steps", type=int, default=6, help="training steps per framework; the first is warm-up")
     parser.add_argument("--rounds", type=int, default=1,
                         help="runs per framework and size, alternating which goes first; their steps are pooled")
-    parser.add_argument("--quick", action="store_true", help="smoke test: only 10m, 3 steps, 1 round")
+    parser.add_argument("--quick", action="store_true", help="smoke test: only 10m, 3 steps, 1 round (any --mode)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of the TRL process (default: os.cpu_count(), as skyrl gives its actors)")
     parser.add_argument("--idle-cores", type=float, default=0.1,
@@ -257,12 +158,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.sizes = [s.strip().lower() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in args.sizes if s not in SIZES]
     if unknown:
-        parser.error(f"unknown size(s) {unknown}; choose from {sorted(SIZES)}")
+        parser.error(f"unknown size(s) {unknown}; choose from {list(SIZES)}")
+    args.modes = list(MODES) if args.mode == "both" else [args.mode]
     if args.steps < 2 and not args.trl_worker:
         parser.error("--steps must be at least 2 (the first step is a warm-up)")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     return args
+
+
+def write_json(args: argparse.Namespace, threads: int, found: dict[str, str], peaks: dict[str, float] | None,
+               rows: list[dict[str, Any]]) -> None:
+    Path(args.json).write_text(json.dumps({"steps": args.steps, "rounds": args.rounds, "threads": threads,
+                                           "cpus": os.cpu_count(), "matmul_peak_gflops": peaks,
+                                           "idle_cores": args.idle_cores, "versions": found, "results": rows},
+                                          indent=2, default=str))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,43 +195,57 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  waited {waited:.0f}s for an idle machine before {what}: others at {_fmt(cores)} cores{note}",
                   flush=True)
 
-    rows = []
+    rows: list[dict[str, Any]] = []
+    peaks = None
     try:
+        if not args.no_peak:
+            settle("the matmul peak")
+            peaks = matmul_peak(threads)
+            print(f"matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s", flush=True)
         train_file = build_data(root / "data", args.steps)
         for size in args.sizes:
             workdir = root / size
             workdir.mkdir(parents=True, exist_ok=True)
             model = build_model(workdir / "model", SIZES[size])
             params = count_params(model)
+            prompt_len = prompt_tokens(model, train_file)
             print(f"[{size}] {params / 1e6:.1f}M parameters in {model}", flush=True)
-            runs: dict[str, list[dict[str, Any]]] = {"skyrl": [], "trl": []}
-            for round_ in range(args.rounds):
-                tag = f"_{round_ + 1}" if args.rounds > 1 else ""
-                # Alternate the order between rounds so a slow drift of the machine's speed does not favour a side.
-                for name in ("skyrl", "trl") if round_ % 2 == 0 else ("trl", "skyrl"):
-                    settle(name)
-                    if name == "skyrl":
-                        result = run_skyrl(model, train_file, workdir, args.steps, args.timeout, tag)
-                    else:
-                        result = run_trl(model, train_file, workdir, args.steps, threads, args.timeout, tag)
-                    runs[name].append(result)
-                    print(f"[{size}] {name:<5} s/step {_rounded(result['steps'])}", flush=True)
-            rows.append(summarize(size, params, runs["skyrl"], runs["trl"], monitor, args.idle_cores))
+            for mode in args.modes:
+                runs: dict[str, list[dict[str, Any]]] = {"skyrl": [], "trl": []}
+                for round_ in range(args.rounds):
+                    tag = f"_{mode}" + (f"_{round_ + 1}" if args.rounds > 1 else "")
+                    # Alternate the order between rounds so a drift of the machine's speed favours neither side.
+                    for name in ("skyrl", "trl") if round_ % 2 == 0 else ("trl", "skyrl"):
+                        settle(f"{name} ({mode})")
+                        if name == "skyrl":
+                            result = run_skyrl(model, train_file, workdir, args.steps, args.timeout, tag, mode)
+                        else:
+                            result = run_trl(model, train_file, workdir, args.steps, threads, args.timeout, tag,
+                                             mode)
+                        runs[name].append(result)
+                        mem = (result.get("memory") or {}).get("total")
+                        print(f"[{size} {mode}] {name:<5} s/step {_rounded(result['steps'])}, "
+                              f"peak PSS {_fmt(mem, '.0f')} MB", flush=True)
+                peak = peaks and peaks["fp32" if mode == "equal" else "bf16"]
+                rows.append(summarize(size, params, mode, runs["skyrl"], runs["trl"], monitor, args.idle_cores,
+                                      model, prompt_len, peak))
+                if args.json:  # after every size and mode, so that an interrupted run leaves what finished
+                    write_json(args, threads, found, peaks, rows)
     except (RuntimeError, subprocess.SubprocessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if not args.workdir:
             print("(rerun with --workdir DIR to keep the logs)", file=sys.stderr)
+        if rows:
+            print("the sizes and modes that finished:", file=sys.stderr)
+            print_report(rows, args.steps, args.rounds, threads, args.idle_cores, found, peaks, TRL_MODES["best"])
         return 1
     finally:
         monitor.stop()
         if not args.workdir:
             shutil.rmtree(root, ignore_errors=True)
-    print_report(rows, args.steps, args.rounds, threads, args.idle_cores, found)
+    print_report(rows, args.steps, args.rounds, threads, args.idle_cores, found, peaks, TRL_MODES["best"])
     if args.json:
-        Path(args.json).write_text(json.dumps({"steps": args.steps, "rounds": args.rounds, "threads": threads,
-                                               "cpus": os.cpu_count(),
-                                               "idle_cores": args.idle_cores, "versions": found, "results": rows},
-                                              indent=2, default=str))
+        write_json(args, threads, found, peaks, rows)
     return 0
 
 
