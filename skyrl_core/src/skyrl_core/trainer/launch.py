@@ -17,6 +17,7 @@ from skyrl_core.config.schema import SkyRLConfig
 from skyrl_core.errors import UserError
 from skyrl_core.plotting import write_run_plots
 from skyrl_core.plugins import PluginManager, get_plugin_manager
+from skyrl_core.trainer.memory_fit import check_memory, cluster_machine, local_machine
 
 log = logging.getLogger("skyrl")
 
@@ -73,6 +74,8 @@ def launch(config: SkyRLConfig, pm: PluginManager | None = None) -> Path:
         console.print(f"[dim]{choice.key}={choice.value}: {choice.reason}[/]", highlight=False)
     check_components(config, pm)
     pm.registry("inference_backends")[config.generator.backend].check_run(config)
+    if not os.environ.get("RAY_ADDRESS"):  # joining a cluster: checked against its nodes once connected
+        check_memory(config, pm, local_machine(), say=lambda line: console.print(line, highlight=False, markup=False))
     run_dir = run_dir_of(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
@@ -142,6 +145,8 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
                            project_name=trainer.project_name, run_name=trainer.run_name,
                            config=config_to_dict(config), sections=sections_of(trainer, "loggers"))
     ray = init_ray()
+    if os.environ.get("RAY_ADDRESS"):
+        check_memory(config, pm, cluster_machine(), say=log.warning)
     with StopRequest() as stop:
         actors = RunActors(config, config_dict, pm, cpu_count=os.cpu_count() or 1)
         actors.directory.write(run_dir / "actors.json")
