@@ -14,7 +14,7 @@ import yaml
 from skyrl_core.config.components import check_components, resolve_auto
 from skyrl_core.config.loader import component_section, config_to_dict
 from skyrl_core.config.schema import SkyRLConfig
-from skyrl_core.errors import UserError
+from skyrl_core.errors import DiskWriteError, UserError
 from skyrl_core.plotting import write_run_plots
 from skyrl_core.plugins import PluginManager, get_plugin_manager
 from skyrl_core.trainer.memory_fit import check_memory, cluster_machine, local_machine
@@ -116,6 +116,7 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
     from skyrl_core.trainer.checkpoint import (
         CheckpointWriter,
         find_resume_point,
+        resume_note,
         truncate_metrics,
         warn_on_changed_settings,
     )
@@ -157,6 +158,8 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
             trainer.fit(resume)
         except ray.exceptions.RayActorError as exc:
             raise actors.directory.describe(exc, checkpoints.root) from None
+        except DiskWriteError as exc:
+            raise DiskWriteError(f"{exc}\n{resume_note(checkpoints.root)}") from None
         finally:
             loggers.finish()
             copy_actor_logs(actors.directory, run_dir / "logs")
