@@ -10,7 +10,7 @@ import pytest
 from skyrl_core.cli.main import main
 from skyrl_core.config.loader import RunArgs, resolve_config
 from skyrl_core.errors import UserError
-from skyrl_core.trainer import launch
+from skyrl_core.trainer import launch, memory_fit
 from skyrl_core.trainer.memory_fit import Machine, check_memory, count_parameters, estimate, required
 
 #: A Llama with vocabulary V=100, hidden H=16, 2 layers, 4 heads of 4 (2 KV heads), MLP I=32, untied head.
@@ -125,3 +125,25 @@ def test_an_impossible_run_exits_2_before_ray_starts(tmp_path, monkeypatch, caps
     assert "this machine has 0.0 GiB" in err and "trainer.memory_check=warn" in err
     assert "Traceback" not in err
     assert not (tmp_path / "skyrl_runs").exists()  # refused before the run folder
+
+
+def test_the_machine_is_the_cluster_nodes_memory_or_unknown_with_gpus(monkeypatch):
+    import ray
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 8.0, "memory": 30e9}},
+             {"Alive": False, "Resources": {"CPU": 8.0, "memory": 50e9}},
+             {"Alive": True, "Resources": {"CPU": 4.0, "memory": 10e9}}]
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    assert memory_fit.cluster_machine() == Machine("the Ray cluster", [30e9, 10e9])
+    nodes[0]["Resources"]["GPU"] = 1.0
+    assert memory_fit.cluster_machine() is None  # GPU memory of remote nodes is not known to the driver
+
+
+def test_the_local_machine_without_gpus_is_its_available_ram(monkeypatch):
+    import psutil
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    machine = memory_fit.local_machine()
+    assert machine.where == "this machine" and not machine.on_gpu
+    assert 0 < machine.sizes[0] <= psutil.virtual_memory().total

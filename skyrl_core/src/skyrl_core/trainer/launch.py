@@ -75,7 +75,7 @@ def launch(config: SkyRLConfig, pm: PluginManager | None = None) -> Path:
     check_components(config, pm)
     pm.registry("inference_backends")[config.generator.backend].check_run(config)
     if not os.environ.get("RAY_ADDRESS"):  # joining a cluster: checked against its nodes once connected
-        check_memory(config, pm, local_machine(), say=lambda line: console.print(line, highlight=False, markup=False))
+        check_memory(config, pm, local_machine(), say=_say)
     run_dir = run_dir_of(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
@@ -86,6 +86,13 @@ def launch(config: SkyRLConfig, pm: PluginManager | None = None) -> Path:
         write_run_plots(run_dir)
     console.print(f"run folder: {run_dir.resolve()} (metrics.jsonl, samples/, config.yaml)", highlight=False)
     return run_dir
+
+
+def _say(line: str) -> None:
+    """One line on stderr, as it is (no markup)."""
+    from rich.console import Console
+
+    Console(stderr=True).print(line, highlight=False, markup=False)
 
 
 @contextlib.contextmanager
@@ -147,7 +154,7 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
                            config=config_to_dict(config), sections=sections_of(trainer, "loggers"))
     ray = init_ray()
     if os.environ.get("RAY_ADDRESS"):
-        check_memory(config, pm, cluster_machine(), say=log.warning)
+        check_memory(config, pm, cluster_machine(), say=_say)
     with StopRequest() as stop:
         actors = RunActors(config, config_dict, pm, cpu_count=os.cpu_count() or 1)
         actors.directory.write(run_dir / "actors.json")
