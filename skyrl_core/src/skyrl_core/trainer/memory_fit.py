@@ -32,7 +32,6 @@ memory there is, the run is refused (exit 2; ``trainer.memory_check=warn`` runs 
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
@@ -40,7 +39,6 @@ import attrs
 
 from skyrl_core.errors import UserError
 
-log = logging.getLogger("skyrl")
 GIB = 1 << 30
 #: Above this fraction of the memory there is, a warning.
 WARN_FRACTION = 0.8
