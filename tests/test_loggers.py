@@ -232,7 +232,7 @@ def test_console_default_prints_to_stdout(tmp_path, capsys):
 def test_multilogger_context_manager(tmp_path):
     with MultiLogger({"jsonl": JsonlLogger(**_kwargs(tmp_path))}) as loggers:
         loggers.log({"a": 1.5}, step=0)
-    assert loggers["jsonl"]._file.closed
+    assert loggers["jsonl"]._fd == -1
     assert math.isclose(_read_jsonl(tmp_path / "metrics.jsonl")[0]["a"], 1.5)
 
 
@@ -243,3 +243,67 @@ def test_optional_libraries_not_imported_until_constructed():
             "print(sorted(m for m in ('wandb', 'torch.utils.tensorboard') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def _full_disk_after(limit: int):
+    """``os.write`` that writes at most ``limit`` bytes in all, then fails with ENOSPC (a disk that fills up)."""
+    import errno
+    import os
+
+    real, left = os.write, [limit]
+
+    def write(fd, data):
+        if left[0] <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = real(fd, data[: left[0]])
+        left[0] -= written
+        return written
+
+    return write
+
+
+def test_a_full_disk_ends_the_run_without_a_torn_metrics_line(tmp_path, monkeypatch):
+    from skyrl_core.errors import DiskWriteError
+    from skyrl_core.loggers import builtin
+
+    loggers = MultiLogger({"jsonl": JsonlLogger(**_kwargs(tmp_path)), "console": ConsoleLogger(**_kwargs(tmp_path))})
+    loggers.log({"reward/mean": 0.5}, step=1)
+    with monkeypatch.context() as patch:
+        patch.setattr(builtin.os, "write", _full_disk_after(10))  # 10 bytes of the next line fit
+        with pytest.raises(DiskWriteError) as info:  # not swallowed like other sink failures
+            loggers.log({"reward/mean": 0.25, "loss/policy": 1.0}, step=2)
+    path = tmp_path / "metrics.jsonl"
+    assert str(info.value).startswith(f"cannot write {path} (No space left on device)")
+    assert path.read_text() == '{"step": 1, "reward/mean": 0.5}\n'  # the cut line was removed again
+    loggers.log({"reward/mean": 0.75}, step=2)  # space again: the file goes on with whole lines
+    loggers.finish()
+    assert [row["step"] for row in _read_jsonl(path)] == [1, 2]
+
+
+def test_a_full_disk_while_writing_samples_leaves_no_partial_file(tmp_path, monkeypatch):
+    import builtins
+    import errno
+
+    from skyrl_core.errors import DiskWriteError
+
+    real_open = builtins.open
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, text):
+            self.f.write(text[:5])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: Full(real_open(path, *a, **k)))
+    with pytest.raises(DiskWriteError, match=r"samples/step_3\.jsonl \(No space left on device\)"):
+        write_samples(tmp_path, 3, [{"prompt": "p", "response": "r"}])
+    monkeypatch.undo()
+    assert list((tmp_path / "samples").iterdir()) == []

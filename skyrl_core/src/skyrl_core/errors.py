@@ -29,6 +29,11 @@ class ConfigError(UserError):
         super().__init__(f"{source} is invalid:\n{lines}")
 
 
+class DiskWriteError(UserError):
+    """A file of the run (a checkpoint, ``metrics.jsonl``, samples) could not be written: disk full, over quota,
+    read-only. The run stops; every file written before stays complete."""
+
+
 class PluginLoadError(UserError):
     """An installed plugin failed to import."""
 

@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from skyrl_core.errors import UserError
+from skyrl_core.trainer.memory_fit import Sharding
 
 DEFAULT_STAGE = 3
 STAGES = (1, 2, 3)
@@ -34,6 +35,19 @@ class DeepSpeedConfig:
                           f"default {DEFAULT_STAGE}), zero_optimization.offload_optimizer.device=cpu, "
                           "zero_optimization.offload_param.device=cpu. Batch sizes, clipping, optimizer, schedule "
                           "and bf16 come from skyrl's own keys."})
+
+    def memory_sharding(self, world_size: int, bf16: bool) -> Sharding:
+        """With bf16: bf16 weights and gradients, the fp32 master copy with AdamW's m and v (2 + 2 + 12 bytes per
+        parameter), else 4 + 4 + 8. ZeRO-1 splits the optimizer state over the ranks, ZeRO-2 also the gradients,
+        ZeRO-3 also the weights; ``offload_optimizer`` / ``offload_param`` (any device but none) move them out of
+        GPU memory."""
+        stage = zero_stage(self)
+        zero = self.deepspeed_config.get("zero_optimization", {})
+        offloaded = {part for part, key in (("optimizer", "offload_optimizer"), ("params", "offload_param"))
+                     if zero.get(key, {}).get("device", "none") != "none"}
+        return Sharding(param_bytes=2 if bf16 else 4, grad_bytes=2 if bf16 else 4, optimizer_bytes=12 if bf16 else 8,
+                        params_shards=world_size if stage == 3 else 1, grads_shards=world_size if stage >= 2 else 1,
+                        optimizer_shards=world_size, offloaded=frozenset(offloaded))
 
 
 def zero_stage(section: DeepSpeedConfig) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from skyrl_core.trainer.memory_fit import Sharding
+
 
 def _shard_size(instance: object, attribute: attrs.Attribute, value: int) -> None:
     if value == 0 or value < -1:
@@ -24,3 +26,10 @@ class FSDPConfig:
         default=-1, validator=_shard_size,
         metadata={"help": "Ranks that shard one copy of the model (-1: all ranks). Smaller values replicate the "
                           "model world_size / fsdp_size times (hybrid sharding); it must divide the world size."})
+
+    def memory_sharding(self, world_size: int, bf16: bool) -> Sharding:
+        """fp32 weights, gradients and AdamW state (bf16 is compute only), all split over ``fsdp_size`` ranks (all
+        ranks when -1), all in CPU memory with ``cpu_offload``."""
+        shards = world_size if self.fsdp_size == -1 else self.fsdp_size
+        return Sharding(params_shards=shards, grads_shards=shards, optimizer_shards=shards,
+                        offloaded=frozenset({"params", "grads", "optimizer"}) if self.cpu_offload else frozenset())

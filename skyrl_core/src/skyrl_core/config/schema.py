@@ -347,6 +347,8 @@ class TrainerConfig:
     dump_data_batch: bool = option(False, "Save every training batch to the run folder.", unsupported=True)
     num_logger_samples: int = option(4, "Samples written to samples/step_<N>.jsonl per step.",
                                      read_in="trainer/loop.py", check=at_least(0))
+    memory_check: str = option("error", "Memory estimate before start: error (refuse a run that cannot fit), warn, or "
+                               "off.", read_in="trainer/memory_fit.py", check=one_of("error", "warn", "off"))
     write_plots: bool = option(True, "Write plots/metrics.png (reward, eval reward, ... against steps) at the end.",
                                read_in="trainer/launch.py")
     sections: dict[str, Any] = sections_field()

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from skyrl_core.config.redact import redact
-from skyrl_core.errors import UserError
+from skyrl_core.errors import DiskWriteError, UserError
 
 log = logging.getLogger("skyrl.loggers")
 
@@ -103,7 +103,8 @@ def to_number(value: Any) -> int | float | None:
 
 
 class MultiLogger:
-    """Fans every call out to several sinks, in order; one sink's exception never reaches the caller.
+    """Fans every call out to several sinks, in order; one sink's exception never reaches the caller, except a
+    :class:`~skyrl_core.errors.DiskWriteError` (the run's own files could not be written: the run stops).
 
     :param sinks: name -> sink, in the order they are called.
 
@@ -131,6 +132,8 @@ class MultiLogger:
     def _call(self, name: str, method: str, *args: Any) -> None:
         try:
             getattr(self.sinks[name], method)(*args)
+        except DiskWriteError:
+            raise
         except Exception:  # noqa: BLE001 - a metric sink must never end the run
             count = self.failures[name] = self.failures.get(name, 0) + 1
             if count == 1:

@@ -18,6 +18,7 @@ import os
 import pathlib
 from typing import Any
 
+from skyrl_core.errors import DiskWriteError
 from skyrl_core.loggers.base import Logger, log, to_float, to_number
 
 METRICS_FILE = "metrics.jsonl"
@@ -50,26 +51,38 @@ def write_samples(run_dir: str | os.PathLike[str], step: int, samples: list[dict
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{int(step)}.jsonl"
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for sample in samples:
-            f.write(json.dumps(plain(sample), ensure_ascii=False, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for sample in samples:
+                f.write(json.dumps(plain(sample), ensure_ascii=False, allow_nan=False) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(path, exc) from None
     return path
+
+
+def _write_error(path: pathlib.Path, exc: OSError) -> DiskWriteError:
+    return DiskWriteError(f"cannot write {path} ({exc.strerror or exc}); every row written before is complete. Free "
+                          "disk space there, or set trainer.output_dir to another disk")
 
 
 # -- jsonl ------------------------------------------------------------------------------------------------------
 
 
 class JsonlLogger(Logger):
-    """Appends ``{"step": N, ...metrics}`` to ``run_dir/metrics.jsonl``, one line per call, flushed and fsynced
+    """Appends ``{"step": N, ...metrics}`` to ``run_dir/metrics.jsonl``, one line per call, written and fsynced
     so that a crash loses nothing already logged. Always part of a run. Its ``log_samples`` writes
-    ``samples/step_<N>.jsonl`` (see :func:`write_samples`). NaN/inf are written as ``null``."""
+    ``samples/step_<N>.jsonl`` (see :func:`write_samples`). NaN/inf are written as ``null``.
+
+    A line that cannot be written whole (a full disk) is cut off again, so the file only ever holds complete
+    lines, and the run stops with a :class:`~skyrl_core.errors.DiskWriteError` naming the file."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / METRICS_FILE
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in finish()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)  # -1 once finished
         self._warned: set[str] = set()
 
     def record(self, metrics: dict[str, Any], step: int) -> dict[str, Any]:
@@ -91,16 +104,23 @@ class JsonlLogger(Logger):
         return row
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
-        self._file.write(json.dumps(self.record(metrics, step), allow_nan=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        data = (json.dumps(self.record(metrics, step), allow_nan=False) + "\n").encode()
+        start = os.fstat(self._fd).st_size
+        try:
+            while data:
+                data = data[os.write(self._fd, data):]
+            os.fsync(self._fd)
+        except OSError as exc:
+            os.ftruncate(self._fd, start)  # frees space: works on a full disk
+            raise _write_error(self.path, exc) from None
 
     def log_samples(self, samples: list[dict[str, Any]], step: int) -> None:
         write_samples(self.run_dir, step, samples)
 
     def finish(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 # -- console ----------------------------------------------------------------------------------------------------

@@ -13,11 +13,14 @@ Layout, under ``trainer.ckpt_path`` (default ``<run folder>/ckpts``)::
 Atomicity: a checkpoint is written into ``.tmp_global_step_<N>``, renamed to ``global_step_<N>`` when every file
 is complete, and only then is ``latest`` replaced (write-then-rename). Old checkpoints beyond
 ``trainer.max_ckpts_to_keep`` are deleted only after that. A run killed while writing leaves a ``.tmp_`` folder
-that is never picked up (and is removed by the next save).
+that is never picked up (and is removed by the next save). A write that fails (a full disk: ENOSPC, whether the
+driver or a worker hits it) removes the ``.tmp_`` folder and stops the run with a :class:`DiskWriteError` naming
+the folder; ``latest`` still names the previous complete checkpoint.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -29,12 +32,15 @@ from typing import Any
 import attrs
 import yaml
 
-from skyrl_core.errors import UserError
+from skyrl_core.errors import DiskWriteError, UserError
 
 log = logging.getLogger("skyrl")
 STATE_FILE = "trainer_state.json"
 LATEST = "latest"
 PREFIX = "global_step_"
+#: Below this many free bytes, a failed write is taken for a full disk (torch and safetensors report one as their
+#: own RuntimeError, without the OSError).
+FULL_BELOW = 1 << 20
 #: Settings that make an exact continuation impossible when they change between the saved and the resumed run.
 EXACT_RESUME_KEYS = ("trainer.seed", "trainer.train_batch_size", "trainer.policy_mini_batch_size",
                      "trainer.policy.model.path", "generator.n_samples_per_prompt",
@@ -208,6 +214,7 @@ class CheckpointWriter:
             shutil.rmtree(stale, ignore_errors=True)
         final = self.root / f"{PREFIX}{global_step}"
         tmp = self.root / f".tmp_{PREFIX}{global_step}"
+        moved = False
         try:
             tmp.mkdir()
             save_workers(str(tmp))
@@ -216,12 +223,18 @@ class CheckpointWriter:
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
+            moved = True
             _write_synced(self.root / f".{LATEST}.tmp", final.name)
             os.replace(self.root / f".{LATEST}.tmp", self.root / LATEST)
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise UserError(f"cannot write the checkpoint of step {global_step} into {self.root}: {exc}. Free disk "
-                            "space or set trainer.ckpt_path; the previous checkpoints are untouched") from None
+        except Exception as exc:
+            problem = write_problem(exc, self.root)
+            shutil.rmtree(final if moved else tmp, ignore_errors=True)  # latest names the previous one
+            (self.root / f".{LATEST}.tmp").unlink(missing_ok=True)
+            if problem is None:
+                raise
+            raise DiskWriteError(f"cannot write the checkpoint of step {global_step} to {final} ({problem}); its "
+                                 f"partial files were removed. Free disk space there, or set trainer.ckpt_path to "
+                                 "another disk") from None
         self._prune()
         return final
 
@@ -232,6 +245,29 @@ class CheckpointWriter:
                        if p.name.removeprefix(PREFIX).isdigit())
         for step in steps[: max(0, len(steps) - max(1, self.keep))]:
             shutil.rmtree(self.root / f"{PREFIX}{step}", ignore_errors=True)
+
+
+def write_problem(exc: BaseException, folder: Path) -> str | None:
+    """What went wrong when writing into ``folder`` failed because of the disk, else None: the OSError's text
+    (raised here or, as the cause of a Ray task error, in a worker), or "no space left on device" when the disk
+    under ``folder`` now has less than :data:`FULL_BELOW` free."""
+    for error in (getattr(exc, "cause", None), exc):  # ray.exceptions.RayTaskError carries the worker's exception
+        if isinstance(error, OSError) and error.errno is not None:
+            return error.strerror or errno.errorcode.get(error.errno, str(error))
+    try:
+        full = shutil.disk_usage(folder).free < FULL_BELOW
+    except OSError:
+        return None
+    return os.strerror(errno.ENOSPC) if full else None
+
+
+def resume_note(root: Path | None) -> str:
+    """How to continue a run that stopped: from the checkpoint ``latest`` names under ``root``, if any."""
+    latest = root / LATEST if root is not None else None
+    if latest is not None and latest.is_file():
+        return (f"the last complete checkpoint, {root / latest.read_text().strip()}, and the metrics written so far "
+                "are intact: run the same command again to continue from it")
+    return "no checkpoint was written yet; the metrics written so far are intact"
 
 
 def _write_synced(path: Path, text: str) -> None:

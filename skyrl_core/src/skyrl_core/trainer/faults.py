@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from skyrl_core.errors import SkyrlError
+from skyrl_core.trainer.checkpoint import resume_note
 
 #: Log lines of the dead actor shown in the message.
 TAIL_LINES = 12
@@ -51,12 +52,7 @@ class ActorDirectory:
         if tail:
             lines.append("last lines of its log:")
             lines += [f"  | {line}" for line in tail]
-        latest = ckpt_root / "latest" if ckpt_root is not None else None
-        if latest is not None and latest.is_file():
-            lines.append(f"the last complete checkpoint, {ckpt_root / latest.read_text().strip()}, and the metrics "
-                         "written so far are intact: run the same command again to continue from it")
-        else:
-            lines.append("no checkpoint was written yet; the metrics written so far are intact")
+        lines.append(resume_note(ckpt_root))
         return WorkerDied("\n".join(lines))
 
 
@@ -86,7 +82,10 @@ def _log_tail(pid: int) -> list[str]:
 def copy_actor_logs(directory: ActorDirectory, folder: Path) -> None:
     """Every actor's output (stderr, then stdout) into ``folder/<label>.log``, e.g. ``policy_worker_rank_0.log``;
     the console shows only skyrl's own lines unless ``--verbose``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for label, pid in directory.actors.values():
-        lines = [line for path in _worker_log_files(pid) for line in _read_lines(path)]
-        (folder / f"{label.replace(' ', '_')}.log").write_text("".join(line + "\n" for line in lines))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for label, pid in directory.actors.values():
+            lines = [line for path in _worker_log_files(pid) for line in _read_lines(path)]
+            (folder / f"{label.replace(' ', '_')}.log").write_text("".join(line + "\n" for line in lines))
+    except OSError:  # a full disk: the run's own error says so; the logs stay in Ray's session folder
+        return

@@ -14,9 +14,10 @@ import yaml
 from skyrl_core.config.components import check_components, resolve_auto
 from skyrl_core.config.loader import component_section, config_to_dict
 from skyrl_core.config.schema import SkyRLConfig
-from skyrl_core.errors import UserError
+from skyrl_core.errors import DiskWriteError, UserError
 from skyrl_core.plotting import write_run_plots
 from skyrl_core.plugins import PluginManager, get_plugin_manager
+from skyrl_core.trainer.memory_fit import check_memory, cluster_machine, local_machine
 
 log = logging.getLogger("skyrl")
 
@@ -73,6 +74,8 @@ def launch(config: SkyRLConfig, pm: PluginManager | None = None) -> Path:
         console.print(f"[dim]{choice.key}={choice.value}: {choice.reason}[/]", highlight=False)
     check_components(config, pm)
     pm.registry("inference_backends")[config.generator.backend].check_run(config)
+    if not os.environ.get("RAY_ADDRESS"):  # joining a cluster: checked against its nodes once connected
+        check_memory(config, pm, local_machine(), say=_say)
     run_dir = run_dir_of(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
@@ -83,6 +86,13 @@ def launch(config: SkyRLConfig, pm: PluginManager | None = None) -> Path:
         write_run_plots(run_dir)
     console.print(f"run folder: {run_dir.resolve()} (metrics.jsonl, samples/, config.yaml)", highlight=False)
     return run_dir
+
+
+def _say(line: str) -> None:
+    """One line on stderr, as it is (no markup)."""
+    from rich.console import Console
+
+    Console(stderr=True).print(line, highlight=False, markup=False)
 
 
 @contextlib.contextmanager
@@ -113,6 +123,7 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
     from skyrl_core.trainer.checkpoint import (
         CheckpointWriter,
         find_resume_point,
+        resume_note,
         truncate_metrics,
         warn_on_changed_settings,
     )
@@ -142,6 +153,8 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
                            project_name=trainer.project_name, run_name=trainer.run_name,
                            config=config_to_dict(config), sections=sections_of(trainer, "loggers"))
     ray = init_ray()
+    if os.environ.get("RAY_ADDRESS"):
+        check_memory(config, pm, cluster_machine(), say=_say)
     with StopRequest() as stop:
         actors = RunActors(config, config_dict, pm, cpu_count=os.cpu_count() or 1)
         actors.directory.write(run_dir / "actors.json")
@@ -152,6 +165,8 @@ def run_training(config: SkyRLConfig, pm: PluginManager, run_dir: Path, train_fi
             trainer.fit(resume)
         except ray.exceptions.RayActorError as exc:
             raise actors.directory.describe(exc, checkpoints.root) from None
+        except DiskWriteError as exc:
+            raise DiskWriteError(f"{exc}\n{resume_note(checkpoints.root)}") from None
         finally:
             loggers.finish()
             copy_actor_logs(actors.directory, run_dir / "logs")
