@@ -55,13 +55,19 @@ def serve_cluster() -> None:
         cluster.shutdown()
 
 
+def _clean_env() -> dict[str, str]:
+    """This process's environment without Ray's authentication settings: starting the suite's own local cluster set
+    ``RAY_AUTH_MODE=token`` here, and the test cluster, whose nodes run with another HOME, has no token."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+
+
 @pytest.fixture
 def two_node_cluster(tmp_path):
     """(address, {"head": node id, "second": node id}, HOME of the nodes' processes)."""
     home = tmp_path / "home"
     home.mkdir()
     process = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               text=True, env={**os.environ, "HOME": str(home)}, cwd=tmp_path)
+                               text=True, env={**_clean_env(), "HOME": str(home)}, cwd=tmp_path)
     try:
         line = process.stdout.readline()
         assert line, "the cluster helper exited before starting the cluster"
@@ -84,7 +90,7 @@ def test_grpo_on_two_nodes_with_a_policy_worker_on_each(two_node_cluster, tiny_m
     rows = [{"prompt": [{"role": "user", "content": f"Write some words, number {i}."}], "env_class": "letters",
              "reward_spec": {"method": "rule", "ground_truth": ""}} for i in range(16)]
     pq.write_table(pa.Table.from_pylist(rows), inputs / "letters.parquet")
-    env = {**os.environ, "RAY_ADDRESS": address, "HOME": str(home)}
+    env = {**_clean_env(), "RAY_ADDRESS": address, "HOME": str(home)}
     run = subprocess.run(
         [SKYRL, "run", "--algo", "grpo", "--plugin", str(inputs / "letters_plugin.py"),
          f"trainer.policy.model.path={tiny_model_path}", f"trainer.output_dir={out}", *FAST,
