@@ -13,6 +13,7 @@ import click
 
 from skyrl_core.cli.common import console_err
 from skyrl_core.errors import SkyrlError, UserError
+from skyrl_core.ray_utils import verbose
 
 
 def _version_text() -> str:
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``skyrl`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("SKYRL_DEBUG") == "1"
-    if "--verbose" not in argv and os.environ.get("SKYRL_VERBOSE") != "1":
+    if "--verbose" not in argv and not verbose():
         _quiet_libraries()
     warnings.showwarning = _show_warning
     _configure_logging(debug)

@@ -43,10 +43,8 @@ def untie_output_embedding(model: torch.nn.Module) -> dict[str, list[str]]:
     inputs, outputs = model.get_input_embeddings(), model.get_output_embeddings()
     if outputs is None or outputs.weight is not inputs.weight:
         return {}
-    names = {id(p): name for name, p in model.named_parameters(remove_duplicate=False)
-             if p is inputs.weight}
     output_name = next(name for name, module in model.named_modules() if module is outputs) + ".weight"
-    input_name = next(name for name, p in model.named_parameters() if id(p) in names)
+    input_name = next(name for name, p in model.named_parameters() if p is inputs.weight)
     outputs.weight = torch.nn.Parameter(inputs.weight.detach().clone(), requires_grad=False)
     for config in (model.config, model.config.get_text_config()):
         config.tie_word_embeddings = False  # a level-2 wake must not tie them again
