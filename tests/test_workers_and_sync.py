@@ -12,13 +12,15 @@ from skyrl_core.trainer.train_batch import TrainingBatch, split_for_workers
 from skyrl_core.workers.groups import WorkerGroup, make_placement
 
 
-def _batch(vocab: int, rows: int = 8, prompt: int = 6, response: int = 10) -> TrainingBatch:
+def _batch(vocab: int, rows: int = 8, prompt: int = 6, response: int = 10, group: int = 4) -> TrainingBatch:
+    """GRPO-like rows: each prompt repeated for ``group`` rows (the shared-prompt forward packs them)."""
     gen = torch.Generator().manual_seed(0)
     sequences = torch.randint(3, vocab, (rows, prompt + response), generator=gen)
+    sequences[:, :prompt] = sequences[::group, :prompt].repeat_interleave(group, 0)
     attention = torch.ones_like(sequences)
     loss_mask = torch.ones(rows, response)
-    for i in range(rows):  # varied left padding and response lengths
-        attention[i, : i % 3] = 0
+    for i in range(rows):  # varied left padding (per prompt) and response lengths
+        attention[i, : (i // group * 2) % 3] = 0
         cut = response - (i % 4)
         loss_mask[i, cut:] = 0
         attention[i, prompt + cut :] = 0
@@ -31,10 +33,13 @@ def _batch(vocab: int, rows: int = 8, prompt: int = 6, response: int = 10) -> Tr
     )
 
 
-def _grads(pm, model, tmp_path, *, world: int, micro: int, reduction: str, on_policy: bool = False):
-    config = run_config(pm, model, tmp_path / f"w{world}m{micro}", f"trainer.micro_train_batch_size_per_gpu={micro}",
+def _grads(pm, model, tmp_path, *, world: int, micro: int, reduction: str, on_policy: bool = False,
+           shared_prompts: bool = True):
+    config = run_config(pm, model, tmp_path / f"w{world}m{micro}{shared_prompts}",
+                        f"trainer.micro_train_batch_size_per_gpu={micro}",
                         f"trainer.placement.policy_num_gpus_per_node={world}",
-                        f"trainer.algorithm.loss_reduction={reduction}")
+                        f"trainer.algorithm.loss_reduction={reduction}",
+                        f"trainer.shared_prompt_forward={str(shared_prompts).lower()}")
     resolve_auto(config, pm)
     group = WorkerGroup(role="policy", config=config, config_dict=config_to_dict(config, redact_secrets=False),
                         world_size=world, placement=make_placement(config, world), num_threads=1)
@@ -55,11 +60,14 @@ def test_gradients_do_not_depend_on_micro_batch_or_workers(ray_local, plugin_man
                                                            reduction):
     (reference,) = _grads(plugin_manager, tiny_model_path, tmp_path, world=1, micro=1, reduction=reduction)
     (micro4,) = _grads(plugin_manager, tiny_model_path, tmp_path, world=1, micro=4, reduction=reduction)
+    (unshared,) = _grads(plugin_manager, tiny_model_path, tmp_path, world=1, micro=4, reduction=reduction,
+                         shared_prompts=False)
     two_workers = _grads(plugin_manager, tiny_model_path, tmp_path, world=2, micro=1, reduction=reduction)
     assert reference and set(reference) == set(micro4)
     for name, grad in reference.items():
         assert grad.abs().sum() > 0 or "embed" in name
-        torch.testing.assert_close(micro4[name], grad, atol=1e-5, rtol=0)
+        torch.testing.assert_close(micro4[name], grad, atol=1e-5, rtol=0)  # each group's prompt computed once
+        torch.testing.assert_close(unshared[name], grad, atol=1e-5, rtol=0)
         for rank_grads in two_workers:
             torch.testing.assert_close(rank_grads[name], grad, atol=1e-5, rtol=0)
 

@@ -329,6 +329,10 @@ class TrainerConfig:
                                                  read_in="workers/train_worker.py", check=at_least(1))
     micro_forward_batch_size_per_gpu: int = option(1, "Sequences per forward-only pass.",
                                                    read_in="workers/train_worker.py", check=at_least(1))
+    shared_prompt_forward: bool = option(
+        True, "Rows of a micro-batch with the same prompt run as one packed sequence (the prompt computed once) when "
+        "that costs fewer FLOPs; needs sdpa or eager attention (others keep one sequence per row).",
+        read_in="workers/train_worker.py")
     update_ref_every_epoch: bool = option(False, "Copy the policy into the ref model at each epoch end.",
                                           unsupported=True)
     eval_batch_size: int = option(1024, "Prompts per evaluation batch.", read_in="trainer/evaluation.py",

@@ -4,6 +4,9 @@ Layout of a batch: ``sequences = [left-padded prompt | right-padded response]`` 
 columns. Position ids are ``cumsum(attention_mask) - 1`` (clamped at 0), as the inference engine uses, so the same
 tokens see the same positions in both. The log-prob of response token ``t`` is
 ``log_softmax(logits[t - 1] / T)[token_t]`` computed in float32 over the full vocabulary.
+
+Rows that share a prompt can run in one packed forward instead (:mod:`skyrl_core.workers.shared_prompt`), which
+gives the same log-probs from fewer token positions.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 import torch
 
 from skyrl_core.algorithms.reduction import entropy_from_logits
+from skyrl_core.workers.shared_prompt import ModelShape, plan_shared_prompts
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -29,21 +33,28 @@ def response_logprobs(
     temperature: float = 1.0,
     with_entropy: bool = False,
     entropy_grad: bool = False,
+    shared_prompts: ModelShape | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(logprobs, entropy)`` of the last ``num_response`` columns, each ``[batch, num_response]``.
 
     ``forward`` runs the model (a strategy's :meth:`~skyrl_core.strategy.Strategy.forward`, or an HF model).
     The entropy is only part of the autograd graph with ``entropy_grad`` (an entropy bonus in the loss); as a
-    metric it is computed without one.
+    metric it is computed without one. With ``shared_prompts`` (the model's shape), rows with the same prompt run
+    in one packed forward when that costs fewer FLOPs.
     """
-    logits = forward(
-        input_ids=sequences,
-        attention_mask=attention_mask,
-        position_ids=position_ids_from_mask(attention_mask),
-        use_cache=False,
-        logits_to_keep=num_response + 1,  # the LM head runs on the response positions only
-    ).logits
-    logits = logits[:, -num_response - 1 : -1, :].float()
+    layout = shared_prompts and plan_shared_prompts(sequences, attention_mask, num_response, shared_prompts)
+    if layout:
+        packed = layout.model_inputs(sequences, attention_mask, mask_kind=shared_prompts.mask_kind)
+        logits = layout.row_logits(forward(**packed).logits).float()
+    else:
+        logits = forward(
+            input_ids=sequences,
+            attention_mask=attention_mask,
+            position_ids=position_ids_from_mask(attention_mask),
+            use_cache=False,
+            logits_to_keep=num_response + 1,  # the LM head runs on the response positions only
+        ).logits
+        logits = logits[:, -num_response - 1 : -1, :].float()
     if temperature and temperature != 1.0:
         logits = logits / temperature
     targets = sequences[:, -num_response:]

@@ -24,6 +24,7 @@ from skyrl_core.trainer.train_batch import MiniBatch, TrainingBatch, TrainReques
 from skyrl_core.workers.critic import CriticMixin
 from skyrl_core.workers.logprobs import response_logprobs
 from skyrl_core.workers.setup import load_worker_config, set_threads
+from skyrl_core.workers.shared_prompt import ModelShape
 from skyrl_core.workers.worker_state import WorkerStateMixin
 
 #: The per-micro-batch sums a mini-batch's metrics are made of (all-reduced over the worker group).
@@ -55,6 +56,7 @@ class TrainWorker(WorkerStateMixin, CriticMixin):
         self.role, self.rank, self.world_size = role, rank, world_size
         self.strategy: Any = None
         self._sender: Any = None
+        self._shared_prompts: ModelShape | None = None
 
     def locate(self) -> tuple[int, str]:
         """This actor's process id and Ray node id."""
@@ -87,6 +89,8 @@ class TrainWorker(WorkerStateMixin, CriticMixin):
                                       optimizer_config=trainer.critic.optimizer_config, head="value")
         else:
             self.strategy.build_model(trainer.ref.model.path or policy_path, trainable=False)
+        if trainer.shared_prompt_forward and self.role != "critic":
+            self._shared_prompts = ModelShape.of(self.strategy.unwrapped_model.config)
         return self.strategy.mesh
 
     # -- forward ------------------------------------------------------------------------------------------------
@@ -106,6 +110,7 @@ class TrainWorker(WorkerStateMixin, CriticMixin):
                 logprobs, _ = response_logprobs(
                     self.strategy.forward, batch.sequences[start : start + chunk],
                     batch.attention_mask[start : start + chunk], batch.num_response, temperature=self.temperature,
+                    shared_prompts=self._shared_prompts,
                 )
                 out.append(logprobs.float())
         return torch.cat(out).cpu()
@@ -174,6 +179,7 @@ class TrainWorker(WorkerStateMixin, CriticMixin):
         logprobs, entropy = response_logprobs(
             self.strategy.forward, part.sequences, part.attention_mask, part.num_response,
             temperature=self.temperature, with_entropy=True, entropy_grad=algorithm.use_entropy_loss,
+            shared_prompts=self._shared_prompts,
         )
         old = logprobs.detach() if on_policy else part.old_logprobs
         token_losses, metrics = self.loss_fn(
