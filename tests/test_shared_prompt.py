@@ -48,11 +48,11 @@ def test_layout_by_hand():
     additive = layout.model_inputs(sequences, attention, mask_kind="additive")["attention_mask"][shared, 0]
     assert torch.equal(additive == 0, expected.bool())
     assert float(additive.min()) == torch.finfo(torch.float32).min
-    # kept logits (columns 2..6) -> per row the logits predicting its 2 response tokens
-    kept = torch.arange(2 * 5, dtype=torch.float32).view(2, 5, 1)
-    rows = layout.row_logits(kept)[:, :, 0]
-    assert rows[0].tolist() == [5.0 * shared, 5.0 * shared + 1]  # last prompt column, then its first token
-    assert rows[2].tolist() == [5.0 * shared, 5.0 * shared + 3]
+    # kept logits (columns 2..6 of each packed sequence, flattened): the rows predicting each row's 2 tokens
+    rows = layout.logit_rows(5)
+    assert rows[0].tolist() == [5 * shared, 5 * shared + 1]  # the last prompt column, then its first token
+    assert rows[2].tolist() == [5 * shared, 5 * shared + 3]  # the same prompt column, then slot 2's first token
+    assert rows[1].tolist() == [5 * (1 - shared), 5 * (1 - shared) + 1]
 
 
 def test_no_packing_when_nothing_repeats_or_it_costs_more():

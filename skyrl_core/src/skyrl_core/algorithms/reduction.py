@@ -132,7 +132,8 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """Entropy of ``softmax(logits)`` over the last dim: ``H = logsumexp(z) - sum_k softmax(z)_k z_k``.
 
     Computed via ``logsumexp`` so large logits do not overflow; ``-inf`` logits (masked vocabulary entries)
-    contribute 0 rather than ``0 * -inf = NaN``. For reporting only (SkyRL ``entropy_from_logits``).
+    contribute 0 rather than ``0 * -inf = NaN``. Differentiable: the entropy bonus of the loss uses it (the metric
+    alone comes from :mod:`skyrl_core.workers.token_logprobs`, chunked and without a graph).
     """
     lse = torch.logsumexp(logits, dim=-1)
     probs = torch.softmax(logits, dim=-1)

@@ -3,7 +3,8 @@
 Layout of a batch: ``sequences = [left-padded prompt | right-padded response]`` with ``num_response`` response
 columns. Position ids are ``cumsum(attention_mask) - 1`` (clamped at 0), as the inference engine uses, so the same
 tokens see the same positions in both. The log-prob of response token ``t`` is
-``log_softmax(logits[t - 1] / T)[token_t]`` computed in float32 over the full vocabulary.
+``log_softmax(logits[t - 1] / T)[token_t]`` computed in float32 over the full vocabulary, a few logit rows at a
+time (:mod:`skyrl_core.workers.token_logprobs`).
 
 Rows that share a prompt can run in one packed forward instead (:mod:`skyrl_core.workers.shared_prompt`), which
 gives the same log-probs from fewer token positions.
@@ -18,6 +19,7 @@ import torch
 
 from skyrl_core.algorithms.reduction import entropy_from_logits
 from skyrl_core.workers.shared_prompt import ModelShape, plan_shared_prompts
+from skyrl_core.workers.token_logprobs import token_logprobs
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -45,7 +47,8 @@ def response_logprobs(
     layout = shared_prompts and plan_shared_prompts(sequences, attention_mask, num_response, shared_prompts)
     if layout:
         packed = layout.model_inputs(sequences, attention_mask, mask_kind=shared_prompts.mask_kind)
-        logits = layout.row_logits(forward(**packed).logits).float()
+        logits = forward(**packed).logits
+        rows = layout.logit_rows(packed["logits_to_keep"])
     else:
         logits = forward(
             input_ids=sequences,
@@ -54,14 +57,19 @@ def response_logprobs(
             use_cache=False,
             logits_to_keep=num_response + 1,  # the LM head runs on the response positions only
         ).logits
-        logits = logits[:, -num_response - 1 : -1, :].float()
-    if temperature and temperature != 1.0:
-        logits = logits / temperature
-    targets = sequences[:, -num_response:]
-    # log_softmax(x)[t] = x[t] - logsumexp(x), without materialising the [batch, tokens, vocab] log-softmax
-    logprobs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    entropy = None
-    if with_entropy:
-        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            entropy = entropy_from_logits(logits if entropy_grad else logits.detach())
-    return logprobs, entropy
+        kept = num_response + 1
+        rows = (torch.arange(sequences.shape[0], device=logits.device)[:, None] * kept
+                + torch.arange(num_response, device=logits.device)[None, :])  # column t predicts token t + 1
+    logits = logits.reshape(-1, logits.shape[-1])
+    rows = rows.to(logits.device)
+    targets = sequences[:, -num_response:].to(logits.device)
+    if with_entropy and entropy_grad and torch.is_grad_enabled():  # the entropy is part of the loss
+        chosen = logits.index_select(0, rows.flatten()).float().view(*rows.shape, -1)
+        if temperature and temperature != 1.0:
+            chosen = chosen / temperature
+        # log_softmax(x)[t] = x[t] - logsumexp(x), without materialising the log-softmax
+        logprobs = chosen.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(chosen, dim=-1)
+        return logprobs, entropy_from_logits(chosen)
+    logprobs, entropy = token_logprobs(logits, rows.flatten(), targets.flatten(), temperature=temperature,
+                                       with_entropy=with_entropy)
+    return logprobs.view(rows.shape), None if entropy is None else entropy.view(rows.shape)

@@ -116,13 +116,14 @@ class SharedPromptLayout:
         return {"input_ids": input_ids, "attention_mask": mask, "position_ids": position_ids, "use_cache": False,
                 "logits_to_keep": length - width + 1}
 
-    def row_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """``[B, R, vocab]`` from the packed forward's kept logits (the last prompt column, then every response
-        column): the logits that predict each row's response tokens, as in the plain layout."""
-        steps = torch.arange(self.num_response - 1, device=logits.device)
-        within = 1 + self.slot[:, None].to(logits.device) * self.num_response + steps[None, :]
+    def logit_rows(self, kept: int) -> torch.Tensor:
+        """``[B, R]``: for each row's response tokens, the row of the packed forward's logits, flattened to
+        ``[groups * kept, vocab]`` (``kept`` = ``logits_to_keep``: the last prompt column, then every response
+        column), that predicts it: the prompt's last column for the first token, then the response's own."""
+        steps = torch.arange(self.num_response - 1, device=self.slot.device)
+        within = 1 + self.slot[:, None] * self.num_response + steps[None, :]
         columns = torch.cat([torch.zeros_like(within[:, :1]), within], dim=1)
-        return logits[self.group.to(logits.device)[:, None], columns]
+        return self.group[:, None] * kept + columns
 
 
 def plan_shared_prompts(sequences: torch.Tensor, attention_mask: torch.Tensor, num_response: int,
