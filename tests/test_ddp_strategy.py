@@ -90,3 +90,22 @@ def test_a_truncated_checkpoint_file_is_a_user_error_naming_it(strategy, tmp_pat
     (tmp_path / "optimizer.pt").unlink()
     with pytest.raises(UserError, match="missing"):
         DDPStrategy.load_checkpoint(strategy, str(tmp_path / "nowhere"))
+
+
+def test_bf16_autocast_keeps_the_output_head_and_its_logits_in_float32(plugin_manager, tiny_model_path, tmp_path):
+    from e2e_helpers import run_config
+
+    config = run_config(plugin_manager, tiny_model_path, tmp_path / "run", "trainer.bf16=true")
+    strategy = DDPStrategy(config=None, run_config=config)
+    strategy.init_distributed(rank=0, world_size=1, master_addr="127.0.0.1", master_port=0)
+    strategy.build_model(str(tiny_model_path), trainable=True, optimizer_config=config.trainer.policy.optimizer_config)
+    model = strategy.unwrapped_model
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    out = strategy.forward(input_ids=ids, output_hidden_states=True)
+    assert out.logits.dtype == torch.float32  # autocast alone would give bf16 logits
+    with torch.no_grad():  # the fp32 product of the final (fp32) hidden state and the fp32 head
+        expected = out.hidden_states[-1].float() @ model.lm_head.weight.T
+    torch.testing.assert_close(out.logits.detach(), expected, atol=1e-5, rtol=0)
+    out.logits.sum().backward()
+    assert model.lm_head.weight.grad is not None and model.lm_head.weight.grad.abs().sum() > 0
+    assert "lm_head.weight" in model.state_dict()  # names untouched

@@ -210,6 +210,7 @@ def _tied_tiny_model(tmp_path):
 def test_bf16_engine_computes_like_the_trainers_bf16_autocast(tmp_path):
     from transformers import AutoModelForCausalLM
 
+    from skyrl_core.mixed_precision import run_output_head_in_float32
     from skyrl_core.workers.logprobs import response_logprobs
 
     path = _tied_tiny_model(tmp_path)
@@ -219,9 +220,14 @@ def test_bf16_engine_computes_like_the_trainers_bf16_autocast(tmp_path):
     # fused one's do), so every other difference between decoding and the trainer's forward would show
     model.set_attn_implementation("eager")
     assert engine.weight_transfer_dtype == "float32"
-    assert model.lm_head.weight.dtype == torch.bfloat16 and model.model.embed_tokens.weight.dtype == torch.float32
-    assert model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr()
+    assert model.model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
+    # the output head stays fp32 and tied to the (fp32) input embedding, and computes fp32 logits under autocast
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    assert model.lm_head.weight.dtype == torch.float32
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model(torch.tensor([prompts()[0]])).logits.dtype == torch.float32
     trainer = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager").eval()
+    run_output_head_in_float32(trainer)  # what the ddp strategy does under trainer.bf16
 
     def gap() -> float:
         prompt = prompts()[0]
@@ -233,11 +239,11 @@ def test_bf16_engine_computes_like_the_trainers_bf16_autocast(tmp_path):
         return float((logprobs[0] - torch.tensor(result.logprobs)).abs().max())
 
     assert gap() < 1e-4
-    # an update that names only the input embedding (a tied sender) also reaches the engine's output copy
+    # an update that names only the input embedding (a tied sender) also reaches the engine's output head
     with torch.no_grad():
         trainer.model.embed_tokens.weight.mul_(1.5)
     engine.weights.load([("model.embed_tokens.weight", trainer.model.embed_tokens.weight)])
     run(engine.reset_prefix_cache())
-    assert torch.equal(model.lm_head.weight, trainer.model.embed_tokens.weight.to(torch.bfloat16))
+    assert torch.equal(model.lm_head.weight, trainer.model.embed_tokens.weight)
     assert gap() < 1e-4
     run(engine.shutdown())

@@ -60,14 +60,11 @@ from skyrl_core.inference.base import (
 from skyrl_core.inference.hf_batch import DecodeBatch, Row
 from skyrl_core.inference.hf_config import HFEngineConfig
 from skyrl_core.inference.hf_kv import PrefixCache
-from skyrl_core.inference.hf_precision import (
-    autocast_context,
-    cast_linear_layers,
-    untie_output_embedding,
-)
+from skyrl_core.inference.hf_precision import autocast_context, cast_linear_layers
 from skyrl_core.inference.hf_sampling import RowSampling
 from skyrl_core.inference.hf_weights import ModelWeights
 from skyrl_core.inference.receivers import build_receiver
+from skyrl_core.mixed_precision import run_output_head_in_float32
 from skyrl_core.weight_sync.base import WeightReceiver, WeightSyncInitInfo, WeightUpdateRequest
 
 
@@ -96,15 +93,15 @@ class HFEngine(InferenceEngine):
         torch_dtype = _torch_dtype(dtype)
         self.autocast = torch_dtype == torch.bfloat16  # see skyrl_core.inference.hf_precision
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32 if self.autocast else torch_dtype)
-        aliases = untie_output_embedding(model) if self.autocast else {}
         if self.autocast:
-            cast_linear_layers(model, torch.bfloat16)
+            cast_linear_layers(model, torch.bfloat16, keep=model.get_output_embeddings())
+            run_output_head_in_float32(model)
         self.model = model.to(self.device).eval().requires_grad_(False)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         pad_id = next(i for i in (self.tokenizer.pad_token_id, *sorted(self.eos_ids), 0) if i is not None)
         self.max_batch_size = config.max_batch_size
-        self.weights = ModelWeights(self.model, self.device, aliases=aliases)
+        self.weights = ModelWeights(self.model, self.device)
         self.batch = DecodeBatch(forward=self._forward, tokenizer=self.tokenizer, pad_id=pad_id, device=self.device,
                                  prefix=PrefixCache(config.prefix_cache_tokens))
         # Recent transformers 5 releases name the cache argument ``cache`` (``past_key_values`` deprecated).

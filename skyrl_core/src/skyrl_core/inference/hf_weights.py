@@ -17,10 +17,8 @@ class ModelWeights:
     received again; :meth:`check_usable` refuses generation until then, naming one that is missing.
     """
 
-    def __init__(self, model: torch.nn.Module, device: torch.device,
-                 aliases: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
         self.model: torch.nn.Module | None = model
-        self.aliases = aliases or {}  # a received name also loaded into these (an untied output embedding)
         self.device = device
         self.state: WeightsState = "device"
         self._buffers: dict[str, torch.Tensor] = {}
@@ -85,9 +83,8 @@ class ModelWeights:
                 if tuple(tensor.shape) != tuple(target.shape):
                     raise ValueError(f"HFEngine.update_weights: {name!r} has shape {tuple(tensor.shape)}, "
                                      f"expected {tuple(target.shape)}")
-                for copy in (target, *(targets[alias] for alias in self.aliases.get(name, ()))):
-                    copy.copy_(tensor.to(device=copy.device, dtype=copy.dtype))
-                    self._missing.pop(id(copy), None)
+                target.copy_(tensor.to(device=target.device, dtype=target.dtype))
+                self._missing.pop(id(target), None)
 
     def state_dict(self) -> dict[str, Any]:
         """A CPU copy of every ``state_dict`` entry (tied names included)."""

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from skyrl_core.mixed_precision import run_output_head_in_float32
 from skyrl_core.strategy.base import Mesh, ModelHead, StepStats, Strategy
 from skyrl_core.strategy.common import (
     build_optimizer_and_scheduler,
@@ -50,6 +51,8 @@ class DDPStrategy(Strategy):
     def build_model(self, model_path: str, *, trainable: bool, optimizer_config: Any = None,
                     head: ModelHead = "lm") -> None:
         model = load_hf_model(model_path, self.run_config, trainable=trainable, head=head, device=self.device)
+        if self.run_config.trainer.bf16:
+            run_output_head_in_float32(model)  # float32 logits, as the hf engine's bf16 computes them
         if trainable and self.mesh.world_size > 1:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
