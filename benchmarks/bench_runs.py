@@ -7,7 +7,7 @@
 - ``SKYRL_MODES``, ``TRL_MODES``: the settings of each ``--mode``: ``equal`` (fp32 on both sides) and ``best``
   (skyrl: ``trainer.bf16=true`` autocast training and a ``bfloat16`` engine; TRL: ``bf16=True`` autocast).
 
-Both run functions sample the PSS of the side's process tree every 0.25 s (``bench_measure.PssMonitor``) and
+Both run functions sample the PSS of the side's process tree every second (``bench_measure.PssMonitor``) and
 return its peaks over the timed steps (every step after the first) as ``memory``.
 
 Imported as a top-level module: ``grpo_step_vs_trl.py``'s folder is on ``sys.path`` when it runs as a script.

@@ -27,7 +27,7 @@ What is compared
 
     Besides seconds, each run reports its peak memory and each phase its fraction of the machine's matmul peak:
 
-    - memory: the summed PSS (``/proc/PID/smaps_rollup``) of the side's process tree, sampled every 0.25 s,
+    - memory: the summed PSS (``/proc/PID/smaps_rollup``) of the side's process tree, sampled every second,
       peak over the timed steps; for skyrl also per group (driver, ``TrainWorker``, ``EngineActor``, Ray's own
       processes). PSS, not RSS, because skyrl's processes share the torch libraries (``bench_measure.py``);
     - matmul peak: ``torch.mm`` of 2048 x 2048 matrices, fp32 and bf16, at the runs' thread count, best of 5,
