@@ -81,6 +81,13 @@ def test_model_shape_from_config():
         == "additive"
     assert ModelShape.of(types.SimpleNamespace(**{**vars(config), "_attn_implementation": "flash_attention_2"})) \
         is None
+    # sliding-window layers would lose their window under a custom mask: no packing
+    assert ModelShape.of(types.SimpleNamespace(**vars(config), layer_types=["full_attention"] * 2)) is not None
+    assert ModelShape.of(types.SimpleNamespace(**vars(config), layer_types=["full_attention", "sliding_attention"])) \
+        is None
+    assert ModelShape.of(types.SimpleNamespace(**vars(config), sliding_window=4096)) is None  # e.g. Mistral
+    assert ModelShape.of(types.SimpleNamespace(**vars(config), sliding_window=4096, use_sliding_window=False)) \
+        is not None  # e.g. Qwen2 without its window turned on
 
 
 def _grouped_batch(vocab: int, groups: tuple[int, ...] = (4, 3, 1), prompt: int = 7, response: int = 6):

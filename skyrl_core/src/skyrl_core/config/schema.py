@@ -331,7 +331,8 @@ class TrainerConfig:
                                                    read_in="workers/train_worker.py", check=at_least(1))
     shared_prompt_forward: bool = option(
         True, "Rows of a micro-batch with the same prompt run as one packed sequence (the prompt computed once) when "
-        "that costs fewer FLOPs; needs sdpa or eager attention (others keep one sequence per row).",
+        "that costs fewer FLOPs; needs sdpa or eager attention and no sliding-window layers (else one sequence "
+        "per row).",
         read_in="workers/train_worker.py")
     update_ref_every_epoch: bool = option(False, "Copy the policy into the ref model at each epoch end.",
                                           unsupported=True)

@@ -43,10 +43,11 @@ class ModelShape:
     @classmethod
     def of(cls, hf_config: Any) -> ModelShape | None:
         """From an HF config of a decoder (llama/qwen/mistral-like fields); ``None`` when its attention kernel
-        cannot take a 4D mask."""
+        cannot take a 4D mask, or when some layers attend through a sliding window (a custom mask replaces the
+        window, so packing would change what those layers see)."""
         mask_kind = MASKED_ATTENTION.get(getattr(hf_config, "_attn_implementation", None) or "eager")
         hidden = getattr(hf_config, "hidden_size", None)
-        if mask_kind is None or not hidden:
+        if mask_kind is None or not hidden or _has_sliding_window(hf_config):
             return None
         heads = getattr(hf_config, "num_attention_heads", 1)
         head_dim = getattr(hf_config, "head_dim", None) or hidden // heads
@@ -59,6 +60,13 @@ class ModelShape:
     def cost(self, sequences: int, length: int) -> float:
         """Per-layer forward FLOPs of ``sequences`` rows of ``length`` tokens under a dense mask."""
         return sequences * (length * self.linear_flops_per_token + length * length * self.attention_flops_per_pair)
+
+
+def _has_sliding_window(hf_config: Any) -> bool:
+    layer_types = getattr(hf_config, "layer_types", None)
+    if layer_types is not None:
+        return any(kind != "full_attention" for kind in layer_types)
+    return bool(getattr(hf_config, "sliding_window", None)) and getattr(hf_config, "use_sliding_window", True)
 
 
 @attrs.frozen
