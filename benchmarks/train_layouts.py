@@ -4,7 +4,8 @@ The batch is a GRPO step's: 8 prompts x 4 samples, prompts of 78 tokens (the ben
 ``multiply`` prompts are about that long) and 32 response tokens, all in one micro-batch, at the model sizes of
 ``grpo_step_vs_trl.py``. Both layouts run in this process, alternating, so the machine's drift hits both alike;
 the report is the median over the repetitions and the ratio shared / plain (below 1: the shared forward is
-faster). ``--bf16`` also times both under bf16 autocast, as ``trainer.bf16=true`` trains.
+faster). Unless ``--no-bf16``, both are also timed under bf16 autocast with the fp32 output head, as
+``trainer.bf16=true`` trains.
 
     .venv/bin/python benchmarks/train_layouts.py                       # 135m, fp32 and bf16, 5 repetitions
     .venv/bin/python benchmarks/train_layouts.py --sizes 10m,25m,135m --reps 3
@@ -13,7 +14,6 @@ faster). ``--bf16`` also times both under bf16 autocast, as ``trainer.bf16=true`
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
@@ -38,14 +38,14 @@ def _batch(vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _step(model, sequences, attention, shared, bf16: bool) -> float:
+    from skyrl_core.mixed_precision import bf16_autocast
     from skyrl_core.workers.logprobs import response_logprobs
 
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     model.zero_grad(set_to_none=True)
     start = time.perf_counter()
 
     def forward(**inputs):
-        with autocast:
+        with bf16_autocast(sequences.device, bf16):
             return model(**inputs)
 
     logprobs, _ = response_logprobs(forward, sequences, attention, NEW_TOKENS, shared_prompts=shared)
@@ -62,6 +62,7 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     from transformers import AutoModelForCausalLM
 
+    from skyrl_core.mixed_precision import run_output_head_in_float32
     from skyrl_core.workers.shared_prompt import ModelShape
 
     print(f"{PROMPTS} prompts x {SAMPLES} samples, prompt {PROMPT_TOKENS} + response {NEW_TOKENS} tokens, one "
@@ -72,6 +73,7 @@ def main() -> None:
             path = build_model(Path(folder), SIZES[size])
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         model.train()
+        run_output_head_in_float32(model)  # as the ddp strategy under trainer.bf16 (a no-op in fp32)
         shape = ModelShape.of(model.config)
         sequences, attention = _batch(model.config.vocab_size)
         for bf16 in (False,) if args.no_bf16 else (False, True):

@@ -10,7 +10,17 @@ sides; the head is one matrix product per token, so the cost is small next to th
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 import torch
+
+
+def bf16_autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on ``device`` when ``enabled``; a no-op context otherwise."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def run_output_head_in_float32(model: torch.nn.Module) -> None:

@@ -60,11 +60,11 @@ from skyrl_core.inference.base import (
 from skyrl_core.inference.hf_batch import DecodeBatch, Row
 from skyrl_core.inference.hf_config import HFEngineConfig
 from skyrl_core.inference.hf_kv import PrefixCache
-from skyrl_core.inference.hf_precision import autocast_context, cast_linear_layers
+from skyrl_core.inference.hf_precision import cast_linear_layers
 from skyrl_core.inference.hf_sampling import RowSampling
 from skyrl_core.inference.hf_weights import ModelWeights
 from skyrl_core.inference.receivers import build_receiver
-from skyrl_core.mixed_precision import run_output_head_in_float32
+from skyrl_core.mixed_precision import bf16_autocast, run_output_head_in_float32
 from skyrl_core.weight_sync.base import WeightReceiver, WeightSyncInitInfo, WeightUpdateRequest
 
 
@@ -186,7 +186,7 @@ class HFEngine(InferenceEngine):
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
                  cache: DynamicCache) -> torch.Tensor:
         """Run ids through the model, extending ``cache``; the float32 logits of the last position."""
-        with autocast_context(self.device, self.autocast):
+        with bf16_autocast(self.device, self.autocast):
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                              logits_to_keep=1, **{self._cache_arg: cache})
         return out.logits[:, -1, :].float()
@@ -264,7 +264,7 @@ class HFEngine(InferenceEngine):
         self.weights.check_usable("probe_logprobs")
 
         def probe() -> list[float]:
-            with torch.no_grad(), autocast_context(self.device, self.autocast):
+            with torch.no_grad(), bf16_autocast(self.device, self.autocast):
                 ids = torch.tensor([token_ids], device=self.device)
                 logits = self.model(input_ids=ids).logits[0, :-1].float()
                 return torch.log_softmax(logits, -1).gather(-1, ids[0, 1:, None]).squeeze(-1).tolist()

@@ -23,9 +23,6 @@ is 10-15% faster than the cast model's.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any
-
 import torch
 
 
@@ -34,10 +31,3 @@ def cast_linear_layers(model: torch.nn.Module, dtype: torch.dtype, *, keep: torc
     for module in model.modules():
         if isinstance(module, torch.nn.Linear) and module is not keep:
             module.to(dtype)
-
-
-def autocast_context(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on ``device`` when ``enabled``; a no-op context otherwise."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from skyrl_core.mixed_precision import run_output_head_in_float32
+from skyrl_core.mixed_precision import bf16_autocast, run_output_head_in_float32
 from skyrl_core.strategy.base import Mesh, ModelHead, StepStats, Strategy
 from skyrl_core.strategy.common import (
     build_optimizer_and_scheduler,
@@ -70,11 +70,9 @@ class DDPStrategy(Strategy):
 
     def forward(self, **model_inputs: Any) -> Any:
         assert self.model is not None, "build_model first"
-        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.run_config.trainer.bf16
-                    else contextlib.nullcontext())
         # DDP's forward only prepares the gradient all-reduce when grads are on; without grads call the module.
         model = self.model if torch.is_grad_enabled() else self.unwrapped_model
-        with autocast:
+        with bf16_autocast(self.device, self.run_config.trainer.bf16):
             return model(**model_inputs)
 
     def backward(self, loss: torch.Tensor) -> None:

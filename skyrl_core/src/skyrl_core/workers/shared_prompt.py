@@ -75,6 +75,8 @@ class SharedPromptLayout:
 
     :param group: ``[B]`` the packed sequence of each row.
     :param slot: ``[B]`` its response's place within that sequence (0 .. ``slots - 1``).
+    :param first_row: ``[U]`` a row of each packed sequence, whose prompt columns it takes.
+    :param slots: responses per packed sequence (the largest group; smaller groups leave slots empty).
     :param prompt_width: ``P``, the prompt columns (left-padded) both layouts share.
     :param num_response: ``R``, the response columns of each row.
     """

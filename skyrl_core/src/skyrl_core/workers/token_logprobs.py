@@ -30,6 +30,12 @@ def _chunk_rows(logits: torch.Tensor) -> int:
     return max(1, budget // (4 * logits.shape[-1]))
 
 
+def _scaled_rows(logits: torch.Tensor, rows: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logits[rows] / T`` as a new float32 tensor (one chunk)."""
+    z = logits.index_select(0, rows).float()
+    return z.div_(temperature) if temperature != 1.0 else z
+
+
 class _ChunkedTokenLogProbs(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, logits: torch.Tensor, rows: torch.Tensor, targets: torch.Tensor, temperature: float,
@@ -40,9 +46,7 @@ class _ChunkedTokenLogProbs(torch.autograd.Function):
         entropy = torch.empty(count if with_entropy else 0, dtype=torch.float32, device=logits.device)
         for start in range(0, count, step):
             part = slice(start, start + step)
-            z = logits.index_select(0, rows[part]).float()
-            if temperature != 1.0:
-                z.div_(temperature)
+            z = _scaled_rows(logits, rows[part], temperature)
             lse[part] = torch.logsumexp(z, dim=-1)
             logprobs[part] = z.gather(1, targets[part, None]).squeeze(1) - lse[part]
             if with_entropy:
@@ -61,14 +65,10 @@ class _ChunkedTokenLogProbs(torch.autograd.Function):
         grad = torch.zeros_like(logits)
         for start in range(0, rows.shape[0], step):
             part = slice(start, start + step)
-            z = logits.index_select(0, rows[part]).float()
-            if temperature != 1.0:
-                z.div_(temperature)
-            upstream = grad_logprobs[part, None]
-            chunk = torch.exp(z - lse[part, None]).mul_(-upstream)  # -softmax * g
-            chunk.scatter_add_(1, targets[part, None], upstream)  # + 1[j = t] * g
-            if temperature != 1.0:
-                chunk.div_(temperature)
+            z = _scaled_rows(logits, rows[part], temperature)
+            upstream = grad_logprobs[part, None] / temperature  # the chain rule through z = logits / T
+            chunk = torch.exp(z - lse[part, None]).mul_(-upstream)  # -softmax * g / T
+            chunk.scatter_add_(1, targets[part, None], upstream)  # + 1[j = t] * g / T
             grad.index_add_(0, rows[part], chunk.to(grad.dtype))  # a row picked twice gets both gradients
         return grad, None, None, None, None
 
